@@ -159,6 +159,13 @@ impl OpQuery {
         })
     }
 
+    /// Adds a projection after the query.
+    #[must_use]
+    pub fn with_return_fields_selector(mut self, selector: RawDocumentBuf) -> OpQuery {
+        self.return_fields_selector = Some(doc_bytes(selector));
+        self
+    }
+
     /// The namespace, `db.collection`.
     pub fn full_collection_name(&self) -> &str {
         cstring_str(&self.full_collection_name)
