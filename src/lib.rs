@@ -4,6 +4,7 @@
 //!
 //! - [`wire`]: the sans-IO codec for MongoDB's wire protocol (OP_MSG, OP_COMPRESSED and the
 //!   legacy opcodes), zero-copy over [`bytes::Bytes`].
+//! - [`capture`]: reading recorded traffic and rendering messages as JSON.
 // Tests index into buffers they built themselves and cast small known sizes.
 #![cfg_attr(
     test,
@@ -14,4 +15,5 @@
     )
 )]
 
+pub mod capture;
 pub mod wire;
