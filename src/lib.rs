@@ -4,7 +4,11 @@
 //!
 //! - [`wire`]: the sans-IO codec for MongoDB's wire protocol (OP_MSG, OP_COMPRESSED and the
 //!   legacy opcodes), zero-copy over [`bytes::Bytes`].
+//! - [`protocol`]: the protocol core with no I/O: connection strings, authentication
+//!   conversations, server discovery and selection, commands and replies.
 //! - [`capture`]: reading recorded traffic and rendering messages as JSON.
+//!
+//! Errors of every layer above the codec are one type, [`Error`].
 // Tests index into buffers they built themselves and cast small known sizes.
 #![cfg_attr(
     test,
@@ -16,4 +20,11 @@
 )]
 
 pub mod capture;
+mod error;
+pub mod protocol;
 pub mod wire;
+
+pub use error::{
+    AuthError, Error, ProtocolError, ProtocolErrorKind, Result, ServerError, ServerSelectionError,
+    TransportError, TransportErrorKind, UsageError,
+};

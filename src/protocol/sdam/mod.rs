@@ -1,0 +1,1 @@
+//! Server discovery and monitoring (SDAM) and server selection, with no I/O.

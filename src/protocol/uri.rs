@@ -1,0 +1,1 @@
+//! The `mongodb://` and `mongodb+srv://` connection string.
