@@ -6,6 +6,7 @@
 //!   legacy opcodes), zero-copy over [`bytes::Bytes`].
 //! - [`protocol`]: the protocol core with no I/O: connection strings, authentication
 //!   conversations, server discovery and selection, commands and replies.
+//! - [`driver`]: the async driver on tokio: connections, TLS, pools, topology, the client API.
 //! - [`capture`]: reading recorded traffic and rendering messages as JSON.
 //!
 //! Errors of every layer above the codec are one type, [`Error`].
@@ -20,6 +21,7 @@
 )]
 
 pub mod capture;
+pub mod driver;
 mod error;
 pub mod protocol;
 pub mod wire;

@@ -9,8 +9,14 @@ mod address;
 pub mod auth;
 mod concern;
 mod credential;
+pub mod crud;
+pub mod cursor;
+pub mod handshake;
 mod read_preference;
+pub mod reply;
+pub mod retry;
 pub mod sdam;
+pub mod session;
 pub mod uri;
 
 pub use address::{DEFAULT_PORT, ServerAddress};

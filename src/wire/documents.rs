@@ -11,6 +11,66 @@ pub(crate) fn document_view(bytes: &[u8]) -> &RawDocument {
     RawDocument::from_bytes(bytes).expect("document bounds were validated at decode")
 }
 
+/// An owned BSON document that shares the buffer it was received in: cloning it and keeping it
+/// after the message is gone cost a reference count, not a copy.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedDocument(Bytes);
+
+impl SharedDocument {
+    /// A document from bytes that hold exactly one valid BSON document frame.
+    pub fn from_bytes(bytes: Bytes) -> Result<SharedDocument, bson::error::Error> {
+        RawDocument::from_bytes(&bytes)?;
+        Ok(SharedDocument(bytes))
+    }
+
+    /// The document `view` points to inside `buffer`, sharing `buffer`; a copy when `view`
+    /// lies elsewhere.
+    pub fn within(buffer: &Bytes, view: &RawDocument) -> SharedDocument {
+        let start = (view.as_bytes().as_ptr() as usize).wrapping_sub(buffer.as_ptr() as usize);
+        let end = start.wrapping_add(view.as_bytes().len());
+        if start <= end && end <= buffer.len() {
+            SharedDocument(buffer.slice(start..end))
+        } else {
+            SharedDocument(Bytes::copy_from_slice(view.as_bytes()))
+        }
+    }
+
+    /// The document.
+    pub fn as_document(&self) -> &RawDocument {
+        document_view(&self.0)
+    }
+
+    /// An owned copy as a `RawDocumentBuf`.
+    pub fn to_raw_document_buf(&self) -> bson::RawDocumentBuf {
+        self.as_document().to_owned()
+    }
+
+    /// The document's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedDocument {
+    type Target = RawDocument;
+
+    fn deref(&self) -> &RawDocument {
+        self.as_document()
+    }
+}
+
+impl AsRef<RawDocument> for SharedDocument {
+    fn as_ref(&self) -> &RawDocument {
+        self.as_document()
+    }
+}
+
+impl std::fmt::Debug for SharedDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_document().fmt(f)
+    }
+}
+
 /// The concatenated documents of a kind-1 section, an OP_REPLY or an OP_INSERT, in order.
 ///
 /// Created from bytes whose document boundaries decoding validated; it borrows the message
@@ -62,4 +122,31 @@ pub(crate) fn cstring_bytes(value: &str) -> Result<Bytes, super::EncodeError> {
 /// The text of a cstring field that decoding or construction validated as UTF-8.
 pub(crate) fn cstring_str(bytes: &Bytes) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::rawdoc;
+
+    use super::*;
+
+    #[test]
+    fn shared_document_slices_the_buffer_it_lives_in() {
+        let outer = rawdoc! { "cursor": { "firstBatch": [{ "_id": 1 }] } };
+        let buffer = Bytes::from(outer.as_bytes().to_vec());
+        let view = document_view(&buffer);
+        let inner = view.get_document("cursor").unwrap();
+        let shared = SharedDocument::within(&buffer, inner);
+        assert_eq!(shared.as_bytes(), inner.as_bytes());
+        assert_eq!(
+            shared.bytes().as_ptr(),
+            inner.as_bytes().as_ptr(),
+            "no copy"
+        );
+
+        let elsewhere = rawdoc! { "x": 1 };
+        let copied = SharedDocument::within(&buffer, &elsewhere);
+        assert_eq!(copied.as_document(), elsewhere.as_ref());
+        assert!(SharedDocument::from_bytes(Bytes::from_static(b"\x05\0\0\0\x01")).is_err());
+    }
 }

@@ -15,7 +15,9 @@ use bson::{RawDocument, RawDocumentBuf};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::DecodeError;
-use super::documents::{Documents, concat_documents, cstring_bytes, cstring_str, document_view};
+use super::documents::{
+    Documents, SharedDocument, concat_documents, cstring_bytes, cstring_str, document_view,
+};
 use super::error::{DecodeErrorKind, EncodeError};
 use super::header::{HEADER_LEN, OpCode};
 use super::message::write_message;
@@ -187,6 +189,11 @@ impl OpMsg {
     /// The kind-0 body: the command or the reply.
     pub fn body(&self) -> &RawDocument {
         document_view(&self.body)
+    }
+
+    /// The body as a [`SharedDocument`] that keeps the received buffer alive.
+    pub fn body_shared(&self) -> SharedDocument {
+        SharedDocument::within(&self.body, self.body())
     }
 
     /// The kind-1 document sequences, in wire order.
