@@ -152,6 +152,9 @@ impl Connection {
             return Err(self.transport(TransportErrorKind::Closed, "connection is broken".into()));
         }
         let limit = timeout.or(self.settings.socket_timeout);
+        // Broken until the reply is read: if the caller drops this future mid-exchange, the
+        // pool must not hand out a connection with a reply still in flight.
+        self.broken = true;
         let exchange = self.exchange(msg);
         let result = match limit {
             Some(limit) => match tokio::time::timeout(limit, exchange).await {
@@ -163,9 +166,7 @@ impl Connection {
             },
             None => exchange.await,
         };
-        if result.is_err() {
-            self.broken = true;
-        }
+        self.broken = result.is_err();
         self.last_used = Instant::now();
         result
     }

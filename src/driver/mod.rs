@@ -6,6 +6,7 @@
 
 mod connection;
 mod handshake;
+mod pool;
 mod stream;
 mod tls;
 
@@ -14,3 +15,5 @@ pub use tls::{TlsOptions, TrustRoots};
 
 #[cfg(test)]
 mod server_tests;
+#[cfg(test)]
+mod tls_tests;

@@ -164,3 +164,18 @@ async fn a_refused_connection_is_a_transport_error_naming_the_address() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_dropped_exchange_leaves_the_connection_unusable() {
+    let Some(address) = test_server() else { return };
+    let mut connection = open(&address, &options(vec![])).await.unwrap();
+    // A command that takes a second on the server, abandoned after 50 ms.
+    let slow = OpMsg::new(rawdoc! { "sleep": 1, "millis": 1000, "lock": "none", "$db": "admin" });
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(50),
+        connection.round_trip(&slow, None),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the exchange was cut short");
+    assert!(connection.is_broken(), "its reply is still in flight");
+}
