@@ -7,6 +7,7 @@
 mod connection;
 mod handshake;
 mod pool;
+mod srv;
 mod stream;
 mod tls;
 
