@@ -10,13 +10,15 @@
 //!
 //! 1. `hello` carries `saslSupportedMechs` ([`sasl_supported_mechs_request`]) when the mechanism
 //!    must be negotiated, and `speculativeAuthenticate` (the first command of the mechanism
-//!    [`speculative_mechanism`] names: [`ScramClient::speculative_authenticate`]).
+//!    [`speculative_mechanism`] names: [`ScramClient::speculative_authenticate`] or
+//!    [`X509Client::speculative_authenticate`]).
 //! 2. If the `hello` reply has a `speculativeAuthenticate` document, it is the first reply of that
-//!    conversation: hand it to [`ScramClient::handle_server_first`] and carry on from there.
+//!    conversation: hand it to [`ScramClient::handle_server_first`] (or
+//!    [`X509Client::handle_reply`]) and carry on from there.
 //! 3. Otherwise pick the mechanism with [`negotiate_mechanism`] from the reply's
 //!    `saslSupportedMechs`, and run the whole conversation from its first command
-//!    ([`ScramClient::sasl_start`]). The speculative state can be reused when the negotiated
-//!    mechanism is the same.
+//!    ([`ScramClient::sasl_start`], [`X509Client::authenticate`]). The speculative state can be
+//!    reused when the negotiated mechanism is the same.
 //!
 //! A SCRAM conversation, sans I/O (the "server" here is scripted):
 //!
@@ -70,12 +72,14 @@
 mod cache;
 mod saslprep;
 mod scram;
+mod x509;
 
 pub use cache::ScramCache;
 pub use scram::{
     CLIENT_NONCE_LEN, MIN_ITERATION_COUNT, ScramClient, ScramDone, ScramFinal, ScramServerDone,
     ScramServerFinal,
 };
+pub use x509::X509Client;
 
 use bson::RawDocument;
 use bson::raw::RawBsonRef;
