@@ -53,9 +53,7 @@ fn get_more_reply(flags: MsgFlags) -> (Vec<u8>, usize) {
 /// not timed) and how many events it saw.
 fn decode_and_visit(buf: &mut BytesMut) -> (Message, usize) {
     let message = MessageDecoder::default().decode(buf).unwrap().unwrap();
-    let Body::Msg(msg) = message.body() else {
-        unreachable!()
-    };
+    let Body::Msg(msg) = message.body() else { unreachable!() };
     let batch = msg
         .body()
         .get_document("cursor")

@@ -125,11 +125,7 @@ pub struct TransportError {
 
 impl TransportError {
     /// A transport error of `kind` with `address`.
-    pub fn new(
-        kind: TransportErrorKind,
-        address: Option<ServerAddress>,
-        message: impl Into<String>,
-    ) -> TransportError {
+    pub fn new(kind: TransportErrorKind, address: Option<ServerAddress>, message: impl Into<String>) -> TransportError {
         TransportError {
             kind,
             address,
@@ -140,9 +136,7 @@ impl TransportError {
     /// An I/O error on the connection to `address`, described as `what` failed.
     pub fn io(address: &ServerAddress, what: &str, error: &std::io::Error) -> TransportError {
         let kind = match error.kind() {
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                TransportErrorKind::Timeout
-            }
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => TransportErrorKind::Timeout,
             std::io::ErrorKind::UnexpectedEof => TransportErrorKind::Closed,
             other => TransportErrorKind::Io(other),
         };
@@ -250,9 +244,7 @@ impl ServerError {
 
 /// Authentication failed. Names the user, mechanism and source; never holds the password.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error(
-    "authentication of user {user:?} (mechanism {mechanism}, source {source_db:?}) failed: {reason}"
-)]
+#[error("authentication of user {user:?} (mechanism {mechanism}, source {source_db:?}) failed: {reason}")]
 pub struct AuthError {
     /// The user name.
     pub user: String,

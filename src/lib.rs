@@ -27,6 +27,6 @@ pub mod protocol;
 pub mod wire;
 
 pub use error::{
-    AuthError, Error, ProtocolError, ProtocolErrorKind, Result, ServerError, ServerSelectionError,
-    TransportError, TransportErrorKind, UsageError,
+    AuthError, Error, ProtocolError, ProtocolErrorKind, Result, ServerError, ServerSelectionError, TransportError,
+    TransportErrorKind, UsageError,
 };

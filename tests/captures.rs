@@ -7,9 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use mongowire::wire::{
-    Body, DEFAULT_MAX_MESSAGE_SIZE, DecodeErrorKind, Message, MsgFlags, OpCode, Section,
-};
+use mongowire::wire::{Body, DEFAULT_MAX_MESSAGE_SIZE, DecodeErrorKind, Message, MsgFlags, OpCode, Section};
 
 /// `$MONGOWIRE_SHARED/captures`, by default `../shared/captures` beside the checkout.
 fn captures_dir() -> Option<PathBuf> {
@@ -42,10 +40,7 @@ fn parse_hex_dump(text: &str) -> Vec<u8> {
             }
         };
         for token in hex_area.split_whitespace() {
-            out.push(
-                u8::from_str_radix(token, 16)
-                    .unwrap_or_else(|_| panic!("bad hex {token:?} in {line:?}")),
-            );
+            out.push(u8::from_str_radix(token, 16).unwrap_or_else(|_| panic!("bad hex {token:?} in {line:?}")));
         }
     }
     out
@@ -54,11 +49,7 @@ fn parse_hex_dump(text: &str) -> Vec<u8> {
 fn read_dump(dir: &Path, names: &[&str]) -> Bytes {
     let bytes: Vec<u8> = names
         .iter()
-        .flat_map(|name| {
-            parse_hex_dump(
-                &std::fs::read_to_string(dir.join("FerretDB-FerretDB").join(name)).unwrap(),
-            )
-        })
+        .flat_map(|name| parse_hex_dump(&std::fs::read_to_string(dir.join("FerretDB-FerretDB").join(name)).unwrap()))
         .collect();
     Bytes::from(bytes)
 }
@@ -89,16 +80,10 @@ fn assert_reencodes(message: &Message, original: &[u8]) {
 #[test]
 fn ferretdb_legacy_handshake_is_op_query_and_op_reply() {
     let Some(dir) = captures_dir() else { return };
-    for (request, reply, request_id) in [
-        ("handshake1", "handshake2", 1),
-        ("handshake3", "handshake4", 2),
-    ] {
+    for (request, reply, request_id) in [("handshake1", "handshake2", 1), ("handshake3", "handshake4", 2)] {
         let query_bytes = read_dump(
             &dir,
-            &[
-                &format!("{request}_header.hex"),
-                &format!("{request}_body.hex"),
-            ],
+            &[&format!("{request}_header.hex"), &format!("{request}_body.hex")],
         );
         let query = decode(query_bytes.clone());
         assert_reencodes(&query, &query_bytes);
@@ -110,33 +95,18 @@ fn ferretdb_legacy_handshake_is_op_query_and_op_reply() {
         assert_eq!(op_query.number_to_return, -1);
         let command = op_query.query();
         assert!(command.get_bool("ismaster").unwrap());
-        let driver = command
-            .get_document("client")
-            .unwrap()
-            .get_document("driver")
-            .unwrap();
+        let driver = command.get_document("client").unwrap().get_document("driver").unwrap();
         assert_eq!(driver.get_str("name").unwrap(), "nodejs");
 
-        let reply_bytes = read_dump(
-            &dir,
-            &[&format!("{reply}_header.hex"), &format!("{reply}_body.hex")],
-        );
+        let reply_bytes = read_dump(&dir, &[&format!("{reply}_header.hex"), &format!("{reply}_body.hex")]);
         let answer = decode(reply_bytes.clone());
         assert_reencodes(&answer, &reply_bytes);
-        assert_eq!(
-            answer.response_to(),
-            request_id,
-            "{reply} answers {request}"
-        );
+        assert_eq!(answer.response_to(), request_id, "{reply} answers {request}");
         let Body::Reply(op_reply) = answer.body() else {
             panic!("{reply}: not OP_REPLY")
         };
         assert_eq!(
-            (
-                op_reply.response_flags,
-                op_reply.cursor_id,
-                op_reply.number_returned()
-            ),
+            (op_reply.response_flags, op_reply.cursor_id, op_reply.number_returned()),
             (8, 0, 1)
         );
         let hello = op_reply.documents().next().unwrap();
@@ -217,11 +187,7 @@ fn ferretdb_sequence_before_body_with_valid_checksum() {
                 Section::Body(_) => "<body>",
             })
             .collect();
-        assert_eq!(
-            order,
-            [identifier, "<body>"],
-            "{file}: the sequence comes first"
-        );
+        assert_eq!(order, [identifier, "<body>"], "{file}: the sequence comes first");
         assert_eq!(body.sequence(identifier).unwrap().len(), 1);
     }
 }
@@ -233,11 +199,7 @@ fn ferretdb_dollar_dot_field_name_is_read() {
     let message = decode(bytes.clone());
     assert_reencodes(&message, &bytes);
     let body = msg(&message).body();
-    let document = body
-        .get_array("documents")
-        .unwrap()
-        .get_document(0)
-        .unwrap();
+    let document = body.get_array("documents").unwrap().get_document(0).unwrap();
     assert!(document.get_bool("$.").unwrap());
 }
 
@@ -254,18 +216,13 @@ fn ferretdb_fuzz_message_is_rejected_precisely() {
 #[test]
 fn node_driver_ping_reply_vector() {
     let Some(dir) = captures_dir() else { return };
-    let path = dir.join(
-        "code-embedded-vectors/node-mongodb-native_connection.test.ts_L147_validResponse.bin",
-    );
+    let path = dir.join("code-embedded-vectors/node-mongodb-native_connection.test.ts_L147_validResponse.bin");
     let bytes = Bytes::from(std::fs::read(path).unwrap());
     assert_eq!(bytes.len(), 163);
     let message = decode(bytes.clone());
     assert_reencodes(&message, &bytes);
     assert_eq!(message.op_code(), OpCode::Msg);
-    assert_eq!(
-        (message.request_id(), message.response_to()),
-        (0x082a, 0x014b)
-    );
+    assert_eq!((message.request_id(), message.response_to()), (0x082a, 0x014b));
     let body = msg(&message).body();
     assert_eq!(body.get_f64("ok").unwrap(), 1.0);
     let cluster_time = body.get_document("$clusterTime").unwrap();
@@ -306,8 +263,6 @@ fn every_dump_and_vector_is_covered() {
             .trim_end_matches("_body");
         assert!(covered.contains(&stem), "{name} has no test");
     }
-    let vectors: Vec<_> = std::fs::read_dir(dir.join("code-embedded-vectors"))
-        .unwrap()
-        .collect();
+    let vectors: Vec<_> = std::fs::read_dir(dir.join("code-embedded-vectors")).unwrap().collect();
     assert_eq!(vectors.len(), 1, "a new vector needs a test");
 }

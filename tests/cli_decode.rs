@@ -10,11 +10,7 @@ use mongowire::wire::{Body, Compressor, Message, OpMsg};
 
 fn encoded(id: i32, compressor: Option<Compressor>) -> Vec<u8> {
     let mut out = BytesMut::new();
-    let message = Message::new(
-        id,
-        0,
-        Body::Msg(OpMsg::new(rawdoc! { "find": "c", "$db": "d" })),
-    );
+    let message = Message::new(id, 0, Body::Msg(OpMsg::new(rawdoc! { "find": "c", "$db": "d" })));
     match compressor {
         Some(c) => message.encode_compressed(c, None, &mut out).unwrap(),
         None => message.encode(&mut out).unwrap(),
@@ -45,21 +41,14 @@ fn prints_one_json_line_per_message_in_order() {
     let bytes = [encoded(1, None), encoded(2, Some(Compressor::Snappy))].concat();
     let (status, stdout, stderr) = decode_file(&bytes);
     assert_eq!(status, Some(0), "{stderr}");
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["request_id"], 1);
     assert_eq!(lines[1]["compressor"], "snappy");
     assert_eq!(lines[1]["opcode"], 2013);
     assert_eq!(lines[1]["doc"]["find"], "c");
     assert!(
-        stdout
-            .lines()
-            .next()
-            .unwrap()
-            .starts_with(r#"{"opcode":2013,"#),
+        stdout.lines().next().unwrap().starts_with(r#"{"opcode":2013,"#),
         "keys keep their order"
     );
 }
@@ -76,7 +65,11 @@ fn reports_a_bad_message_with_its_offset_and_carries_on() {
         1,
         "the good message after the bad one is still printed"
     );
-    assert!(stderr.contains("message at byte 0: reserved flag bits 0x0004 are set (field OP_MSG.flagBits, byte 16); skipped"), "{stderr}");
+    assert!(
+        stderr
+            .contains("message at byte 0: reserved flag bits 0x0004 are set (field OP_MSG.flagBits, byte 16); skipped"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -84,10 +77,7 @@ fn garbage_is_a_clear_error_not_a_panic() {
     let (status, stdout, stderr) = decode_file(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n");
     assert_eq!(status, Some(1));
     assert!(stdout.is_empty());
-    assert!(
-        stderr.contains("exceeds the 48000000-byte maximum"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("exceeds the 48000000-byte maximum"), "{stderr}");
     assert!(!stderr.contains("panicked"));
 }
 

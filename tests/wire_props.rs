@@ -9,9 +9,8 @@
 use bson::{RawArrayBuf, RawBson, RawDocumentBuf, spec::BinarySubtype};
 use bytes::{Bytes, BytesMut};
 use mongowire::wire::{
-    Body, Compressor, DEFAULT_MAX_MESSAGE_SIZE, DocumentSequence, Message, MessageDecoder,
-    MsgFlags, OpCommand, OpCommandReply, OpDelete, OpGetMore, OpInsert, OpKillCursors, OpMsg,
-    OpQuery, OpReply, OpUpdate, Section,
+    Body, Compressor, DEFAULT_MAX_MESSAGE_SIZE, DocumentSequence, Message, MessageDecoder, MsgFlags, OpCommand,
+    OpCommandReply, OpDelete, OpGetMore, OpInsert, OpKillCursors, OpMsg, OpQuery, OpReply, OpUpdate, Section,
 };
 use proptest::prelude::*;
 
@@ -28,12 +27,10 @@ fn scalar() -> impl Strategy<Value = RawBson> {
         any::<f64>().prop_map(RawBson::Double),
         any::<bool>().prop_map(RawBson::Boolean),
         "\\PC{0,20}".prop_map(RawBson::String),
-        proptest::collection::vec(any::<u8>(), 0..40).prop_map(|bytes| RawBson::Binary(
-            bson::Binary {
-                subtype: BinarySubtype::Generic,
-                bytes
-            }
-        )),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(|bytes| RawBson::Binary(bson::Binary {
+            subtype: BinarySubtype::Generic,
+            bytes
+        })),
         Just(RawBson::Null),
     ]
 }

@@ -3,9 +3,7 @@
 //! same checks as an ordinary test, with no fuzzer installed.
 
 use bytes::{Bytes, BytesMut};
-use mongowire::wire::{
-    Body, Compressor, DEFAULT_MAX_MESSAGE_SIZE, Message, MessageDecoder, decompress,
-};
+use mongowire::wire::{Body, Compressor, DEFAULT_MAX_MESSAGE_SIZE, Message, MessageDecoder, decompress};
 
 /// Reads every element of every document in a message, recursively, so malformed BSON inside a
 /// well-framed message is exercised too.
@@ -30,10 +28,7 @@ fn touch_documents(message: &Message) {
         Body::Msg(msg) => {
             walk(msg.body());
             let _ = msg.command_name();
-            msg.sequences()
-                .iter()
-                .flat_map(|s| s.documents())
-                .for_each(walk);
+            msg.sequences().iter().flat_map(|s| s.documents()).for_each(walk);
         }
         Body::Reply(reply) => reply.documents().for_each(walk),
         Body::Query(query) => {
@@ -85,15 +80,12 @@ pub fn decode(data: &[u8]) {
 /// message, the decompressed message for OP_COMPRESSED (and recompressing it must decode to the
 /// same body).
 pub fn round_trip(data: &[u8]) {
-    let Ok(message) = Message::decode(Bytes::copy_from_slice(data), DEFAULT_MAX_MESSAGE_SIZE)
-    else {
+    let Ok(message) = Message::decode(Bytes::copy_from_slice(data), DEFAULT_MAX_MESSAGE_SIZE) else {
         return;
     };
     touch_documents(&message);
     let mut encoded = BytesMut::new();
-    message
-        .encode(&mut encoded)
-        .expect("a decoded message encodes");
+    message.encode(&mut encoded).expect("a decoded message encodes");
     match message.compression() {
         None => assert_eq!(&encoded[..], data, "re-encoding changed the bytes"),
         Some(compression) => {
@@ -106,8 +98,7 @@ pub fn round_trip(data: &[u8]) {
             message
                 .encode_compressed(compression.compressor, None, &mut recompressed)
                 .expect("recompresses");
-            let again = Message::decode(recompressed.freeze(), DEFAULT_MAX_MESSAGE_SIZE)
-                .expect("decodes again");
+            let again = Message::decode(recompressed.freeze(), DEFAULT_MAX_MESSAGE_SIZE).expect("decodes again");
             assert_eq!(again.body(), message.body());
         }
     }

@@ -33,9 +33,7 @@ pub fn message_json(message: &Message) -> Value {
     );
     out.insert("request_id".into(), json!(message.request_id()));
     out.insert("response_to".into(), json!(message.response_to()));
-    let length = message
-        .compression()
-        .map_or(message.raw().len(), |c| c.wire_length);
+    let length = message.compression().map_or(message.raw().len(), |c| c.wire_length);
     out.insert("length".into(), json!(length));
     let mut extra = |key: &str, value: Value| {
         out.insert(key.into(), value);
@@ -136,10 +134,8 @@ mod tests {
 
     #[test]
     fn op_msg_body_and_sequences_as_relaxed_extended_json() {
-        let body = OpMsg::new(
-            rawdoc! { "insert": "c", "$db": "d", "ts": bson::Timestamp { time: 5, increment: 1 } },
-        )
-        .with_sequence(DocumentSequence::new("documents", [rawdoc! { "_id": 1_i64 }]).unwrap());
+        let body = OpMsg::new(rawdoc! { "insert": "c", "$db": "d", "ts": bson::Timestamp { time: 5, increment: 1 } })
+            .with_sequence(DocumentSequence::new("documents", [rawdoc! { "_id": 1_i64 }]).unwrap());
         let message = round_trip(&Message::new(3, 0, Body::Msg(body)), Some(Compressor::Zlib));
         let value = message_json(&message);
         assert_eq!(value["opcode"], 2013);
@@ -147,14 +143,8 @@ mod tests {
         assert_eq!(value["compressor"], "zlib");
         assert_eq!(value["request_id"], 3);
         assert_eq!(value["doc"]["insert"], "c");
-        assert_eq!(
-            value["doc"]["ts"],
-            json!({ "$timestamp": { "t": 5, "i": 1 } })
-        );
-        assert_eq!(
-            value["doc"]["sequences"]["documents"],
-            json!([{ "_id": 1 }])
-        );
+        assert_eq!(value["doc"]["ts"], json!({ "$timestamp": { "t": 5, "i": 1 } }));
+        assert_eq!(value["doc"]["sequences"]["documents"], json!([{ "_id": 1 }]));
     }
 
     #[test]

@@ -152,13 +152,9 @@ mod tests {
                 ..
             }
         ));
-        assert!(
-            matches!(&got[1], StreamItem::Message { message, .. } if message.request_id() == 2)
-        );
+        assert!(matches!(&got[1], StreamItem::Message { message, .. } if message.request_id() == 2));
         let tail = (bad.len() + good.len()) as u64;
-        assert!(
-            matches!(&got[2], StreamItem::Truncated { offset, available: 10 } if *offset == tail)
-        );
+        assert!(matches!(&got[2], StreamItem::Truncated { offset, available: 10 } if *offset == tail));
         assert_eq!(got.len(), 3);
     }
 

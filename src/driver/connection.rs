@@ -18,7 +18,7 @@ use crate::driver::stream::Stream;
 use crate::error::{Error, ProtocolErrorKind, TransportError, TransportErrorKind};
 use crate::protocol::handshake::HandshakeReply;
 use crate::protocol::{ServerAddress, reply};
-use crate::wire::{Body, Compressor, Message, MessageDecoder, OpMsg, compress_message};
+use crate::wire::{Body, Compressor, Message, MessageDecoder, OpMsg, SharedDocument, compress_message};
 
 /// Request ids are unique across the process, which makes captures and logs easy to follow.
 static NEXT_REQUEST_ID: AtomicI32 = AtomicI32::new(1);
@@ -61,6 +61,11 @@ impl Reply {
         self.msg.body()
     }
 
+    /// The reply document, sharing the received buffer.
+    pub fn body_shared(&self) -> SharedDocument {
+        self.msg.body_shared()
+    }
+
     /// The server that sent it.
     pub fn address(&self) -> &ServerAddress {
         &self.address
@@ -87,18 +92,14 @@ pub(crate) struct Connection {
     settings: ConnectionSettings,
     pub(crate) hello: Option<Arc<HandshakeReply>>,
     /// The pool generation this connection belongs to; a cleared pool drops older ones.
-    pub(crate) generation: u64,
+    pub(crate) generation: u32,
     broken: bool,
     pub(crate) last_used: Instant,
 }
 
 impl Connection {
     /// Wraps a connected stream; the handshake is run by the caller.
-    pub(crate) fn new(
-        address: ServerAddress,
-        stream: Stream,
-        socket_timeout: Option<Duration>,
-    ) -> Connection {
+    pub(crate) fn new(address: ServerAddress, stream: Stream, socket_timeout: Option<Duration>) -> Connection {
         Connection {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             address,
@@ -143,11 +144,7 @@ impl Connection {
 
     /// Sends `msg` and reads its reply. `timeout` bounds the whole exchange; without one the
     /// socket timeout (if any) bounds each read and write.
-    pub(crate) async fn round_trip(
-        &mut self,
-        msg: &OpMsg,
-        timeout: Option<Duration>,
-    ) -> Result<Reply, Error> {
+    pub(crate) async fn round_trip(&mut self, msg: &OpMsg, timeout: Option<Duration>) -> Result<Reply, Error> {
         if self.broken {
             return Err(self.transport(TransportErrorKind::Closed, "connection is broken".into()));
         }
@@ -172,11 +169,7 @@ impl Connection {
     }
 
     /// Runs a command (a body that already carries `$db`) and turns `ok: 0` into a server error.
-    pub(crate) async fn command(
-        &mut self,
-        msg: &OpMsg,
-        timeout: Option<Duration>,
-    ) -> Result<Reply, Error> {
+    pub(crate) async fn command(&mut self, msg: &OpMsg, timeout: Option<Duration>) -> Result<Reply, Error> {
         let reply = self.round_trip(msg, timeout).await?;
         reply::check(reply.body(), Some(&self.address))?;
         Ok(reply)
@@ -212,13 +205,12 @@ impl Connection {
     }
 
     fn encode(&mut self, request_id: i32, msg: &OpMsg) -> Result<(), Error> {
-        let encode_error =
-            |e: crate::wire::EncodeError| Error::usage(format!("cannot encode command: {e}"));
+        let encode_error = |e: crate::wire::EncodeError| Error::usage(format!("cannot encode command: {e}"));
         self.write_buf.clear();
-        let compressor = self.settings.compressor.filter(|_| {
-            msg.command_name()
-                .is_some_and(|name| !UNCOMPRESSIBLE.contains(&name))
-        });
+        let compressor = self
+            .settings
+            .compressor
+            .filter(|_| msg.command_name().is_some_and(|name| !UNCOMPRESSIBLE.contains(&name)));
         match compressor {
             None => Message::new(request_id, 0, Body::Msg(msg.clone()))
                 .encode(&mut self.write_buf)
@@ -228,12 +220,8 @@ impl Connection {
                 Message::new(request_id, 0, Body::Msg(msg.clone()))
                     .encode(&mut plain)
                     .map_err(encode_error)?;
-                let level = self
-                    .settings
-                    .zlib_level
-                    .filter(|_| compressor == Compressor::Zlib);
-                compress_message(&plain, compressor, level, &mut self.write_buf)
-                    .map_err(encode_error)
+                let level = self.settings.zlib_level.filter(|_| compressor == Compressor::Zlib);
+                compress_message(&plain, compressor, level, &mut self.write_buf).map_err(encode_error)
             }
         }
     }
@@ -248,10 +236,7 @@ impl Connection {
             self.read_buf.reserve(MIN_READ.max(self.read_buf.len()));
             match self.stream.read_buf(&mut self.read_buf).await {
                 Ok(0) => {
-                    return Err(self.transport(
-                        TransportErrorKind::Closed,
-                        "the server closed the connection".into(),
-                    ));
+                    return Err(self.transport(TransportErrorKind::Closed, "the server closed the connection".into()));
                 }
                 Ok(_) => {}
                 Err(e) => return Err(TransportError::io(&self.address, "read", &e).into()),

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::driver::auth::{Speculative, authenticate};
 use crate::driver::connection::Connection;
 use crate::driver::stream::Stream;
 use crate::error::Error;
-use crate::protocol::ServerAddress;
-use crate::protocol::handshake::{
-    ClientEnvironment, HandshakeRequest, handshake_command, parse_handshake_reply,
-};
+use crate::protocol::auth::{ScramCache, sasl_supported_mechs_request};
+use crate::protocol::handshake::{ClientEnvironment, HandshakeRequest, handshake_command, parse_handshake_reply};
+use crate::protocol::{Credential, ServerAddress};
 use crate::wire::OpMsg;
 
 /// Everything needed to open a connection to any server of a client.
@@ -20,28 +20,52 @@ pub(crate) struct ConnectionOptions {
     pub(crate) socket_timeout: Option<Duration>,
     pub(crate) handshake: HandshakeRequest,
     pub(crate) zlib_level: Option<i32>,
+    /// Who to authenticate as; `None` for monitoring connections, which never authenticate.
+    pub(crate) credential: Option<Credential>,
+    /// Salted-password keys, shared by every connection of a client.
+    pub(crate) scram_cache: Arc<ScramCache>,
 }
 
-/// Opens a connection and runs the handshake, all within the connect timeout.
-pub(crate) async fn open(
-    address: &ServerAddress,
-    options: &ConnectionOptions,
-) -> Result<Connection, Error> {
+/// Opens a connection, runs the handshake and authenticates, each step within the connect
+/// timeout.
+pub(crate) async fn open(address: &ServerAddress, options: &ConnectionOptions) -> Result<Connection, Error> {
     let stream = Stream::connect(address, options.tls.as_ref(), options.connect_timeout).await?;
     let mut connection = Connection::new(address.clone(), stream, options.socket_timeout);
-    let command = OpMsg::new(handshake_command(&options.handshake));
-    let reply = connection
-        .round_trip(&command, Some(options.connect_timeout))
+    let mut request = options.handshake.clone();
+    let speculative = match &options.credential {
+        Some(credential) => {
+            request.sasl_supported_mechs = credential
+                .mechanism
+                .is_none()
+                .then(|| sasl_supported_mechs_request(credential))
+                .flatten();
+            let speculative = Speculative::prepare(credential)?;
+            request.speculative_authenticate = speculative.as_ref().map(Speculative::document);
+            speculative
+        }
+        None => None,
+    };
+    let command = OpMsg::new(handshake_command(&request));
+    let reply = connection.round_trip(&command, Some(options.connect_timeout)).await?;
+    let hello = parse_handshake_reply(reply.body(), &options.handshake.compressors).map_err(|e| match e {
+        Error::Server(mut server) => {
+            server.address = Some(address.clone());
+            Error::Server(server)
+        }
+        other => other,
+    })?;
+    if let Some(credential) = &options.credential {
+        authenticate(
+            &mut connection,
+            credential,
+            hello.sasl_supported_mechs.as_deref(),
+            speculative,
+            hello.speculative_authenticate.as_deref(),
+            &options.scram_cache,
+            options.connect_timeout,
+        )
         .await?;
-    let hello = parse_handshake_reply(reply.body(), &options.handshake.compressors).map_err(
-        |e| match e {
-            Error::Server(mut server) => {
-                server.address = Some(address.clone());
-                Error::Server(server)
-            }
-            other => other,
-        },
-    )?;
+    }
     connection.complete_handshake(hello, options.zlib_level);
     Ok(connection)
 }

@@ -4,6 +4,7 @@
 //! authentication exchanges, pools, monitors and the user-facing API. Every decision about what
 //! to send and what a reply means lives in [`crate::protocol`].
 
+mod auth;
 mod connection;
 mod handshake;
 mod pool;

@@ -30,7 +30,7 @@ pub(crate) struct PoolOptions {
 #[derive(Debug, Default)]
 struct PoolState {
     idle: Vec<Connection>,
-    generation: u64,
+    generation: u32,
     /// Connections ever opened, for tests and monitoring.
     opened: u64,
 }
@@ -48,9 +48,7 @@ pub(crate) struct Pool {
 fn lock(state: &Mutex<PoolState>) -> MutexGuard<'_, PoolState> {
     // A panic while holding this lock cannot leave the state inconsistent (every update is a
     // single push, pop or increment), so a poisoned lock is still usable.
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Pool {
@@ -73,22 +71,28 @@ impl Pool {
         }
     }
 
-    /// A connection, waiting at most `wait` for one to become free.
-    pub(crate) async fn check_out(&self, wait: Duration) -> Result<PooledConnection, Error> {
+    /// A connection, waiting at most `wait` for one to become free. A failure to open one comes
+    /// back with the generation the attempt belonged to, for SDAM's error handling; a closed
+    /// pool or a wait that timed out says nothing about the server and comes back without one.
+    pub(crate) async fn check_out(&self, wait: Duration) -> Result<PooledConnection, (Error, Option<u32>)> {
         let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => {
-                return Err(self.error(TransportErrorKind::Closed, "the pool is closed".into()));
+                return Err((
+                    self.error(TransportErrorKind::Closed, "the pool is closed".into()),
+                    None,
+                ));
             }
             Err(_) => {
-                return Err(self.error(
+                let error = self.error(
                     TransportErrorKind::Timeout,
                     format!(
                         "all {} connections stayed in use for {} ms",
                         self.options.max_size,
                         wait.as_millis()
                     ),
-                ));
+                );
+                return Err((error, None));
             }
         };
         let generation = {
@@ -108,7 +112,9 @@ impl Pool {
             state.opened += 1;
             state.generation
         };
-        let mut connection = open(&self.address, &self.connection_options).await?;
+        let mut connection = open(&self.address, &self.connection_options)
+            .await
+            .map_err(|e| (e, Some(generation)))?;
         connection.generation = generation;
         Ok(self.pooled(connection, permit))
     }
@@ -121,11 +127,11 @@ impl Pool {
         }
     }
 
-    /// Closes every connection of the current generation: idle ones now, checked-out ones when
-    /// they come back.
-    pub(crate) fn clear(&self) {
+    /// Moves the pool to `generation` (SDAM counts generations per server): idle connections
+    /// close now, checked-out ones of older generations when they come back.
+    pub(crate) fn clear(&self, generation: u32) {
         let mut state = lock(&self.state);
-        state.generation += 1;
+        state.generation = state.generation.max(generation);
         state.idle.clear();
     }
 
@@ -136,6 +142,7 @@ impl Pool {
     }
 
     /// Connections opened so far and connections idle now.
+    #[cfg(test)]
     pub(crate) fn stats(&self) -> (u64, usize) {
         let state = lock(&self.state);
         (state.opened, state.idle.len())
@@ -159,18 +166,14 @@ impl Deref for PooledConnection {
 
     fn deref(&self) -> &Connection {
         // ok: `connection` is only taken in `drop`.
-        self.connection
-            .as_ref()
-            .expect("connection present until drop")
+        self.connection.as_ref().expect("connection present until drop")
     }
 }
 
 impl DerefMut for PooledConnection {
     fn deref_mut(&mut self) -> &mut Connection {
         // ok: `connection` is only taken in `drop`.
-        self.connection
-            .as_mut()
-            .expect("connection present until drop")
+        self.connection.as_mut().expect("connection present until drop")
     }
 }
 

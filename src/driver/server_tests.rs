@@ -45,6 +45,8 @@ fn options(compressors: Vec<Compressor>) -> ConnectionOptions {
             ..HandshakeRequest::default()
         },
         zlib_level: None,
+        credential: None,
+        scram_cache: std::sync::Arc::default(),
     }
 }
 
@@ -71,10 +73,7 @@ fn compression_counter(status: &RawDocument, compressor: Compressor) -> i64 {
 async fn handshake_reports_the_server_and_ping_succeeds() {
     let Some(address) = test_server() else { return };
     let mut connection = open(&address, &options(vec![])).await.unwrap();
-    assert!(
-        connection.max_wire_version() >= 21,
-        "MongoDB 7.0 is wire version 21"
-    );
+    assert!(connection.max_wire_version() >= 21, "MongoDB 7.0 is wire version 21");
     let hello = connection.hello.clone().unwrap();
     assert_eq!(hello.max_message_size, 48_000_000);
     assert!(hello.hello_ok);
@@ -111,10 +110,7 @@ async fn each_compressor_is_negotiated_and_used() {
         let before = compression_counter(&status, compressor);
 
         let mut connection = open(&address, &options(vec![compressor])).await.unwrap();
-        assert_eq!(
-            connection.hello.as_ref().unwrap().compressor,
-            Some(compressor)
-        );
+        assert_eq!(connection.hello.as_ref().unwrap().compressor, Some(compressor));
         let big = "x".repeat(50_000);
         for _ in 0..3 {
             let find = rawdoc! { "find": "compression", "filter": { "pad": big.as_str() }, "$db": "mongowire_test" };
@@ -135,22 +131,13 @@ async fn a_server_error_names_code_and_server() {
     let Some(address) = test_server() else { return };
     let mut connection = open(&address, &options(vec![])).await.unwrap();
     let error = connection
-        .command(
-            &OpMsg::new(rawdoc! { "noSuchCommand": 1, "$db": "admin" }),
-            None,
-        )
+        .command(&OpMsg::new(rawdoc! { "noSuchCommand": 1, "$db": "admin" }), None)
         .await
         .unwrap_err();
     let server = error.as_server_error().unwrap();
-    assert_eq!(
-        (server.code, server.code_name.as_str()),
-        (59, "CommandNotFound")
-    );
+    assert_eq!((server.code, server.code_name.as_str()), (59, "CommandNotFound"));
     assert_eq!(server.address.as_ref(), Some(&address));
-    assert!(
-        !connection.is_broken(),
-        "a server error leaves the connection usable"
-    );
+    assert!(!connection.is_broken(), "a server error leaves the connection usable");
 }
 
 #[tokio::test]
@@ -159,10 +146,7 @@ async fn a_refused_connection_is_a_transport_error_naming_the_address() {
     let address = ServerAddress::new("127.0.0.1", 1);
     let error = open(&address, &options(vec![])).await.unwrap_err();
     assert!(error.is_network_error());
-    assert!(
-        error.to_string().starts_with("127.0.0.1:1: connect:"),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with("127.0.0.1:1: connect:"), "{error}");
 }
 
 #[tokio::test]
@@ -171,11 +155,7 @@ async fn a_dropped_exchange_leaves_the_connection_unusable() {
     let mut connection = open(&address, &options(vec![])).await.unwrap();
     // A command that takes a second on the server, abandoned after 50 ms.
     let slow = OpMsg::new(rawdoc! { "sleep": 1, "millis": 1000, "lock": "none", "$db": "admin" });
-    let abandoned = tokio::time::timeout(
-        Duration::from_millis(50),
-        connection.round_trip(&slow, None),
-    )
-    .await;
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), connection.round_trip(&slow, None)).await;
     assert!(abandoned.is_err(), "the exchange was cut short");
     assert!(connection.is_broken(), "its reply is still in flight");
 }

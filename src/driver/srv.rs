@@ -29,8 +29,7 @@ fn dns_error(what: &str, error: impl std::fmt::Display) -> Error {
 /// setups).
 pub(crate) fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, Error> {
     let builder = match server {
-        None => TokioResolver::builder_tokio()
-            .map_err(|e| dns_error("reading the system DNS configuration", e))?,
+        None => TokioResolver::builder_tokio().map_err(|e| dns_error("reading the system DNS configuration", e))?,
         Some(address) => {
             let mut name_server = NameServerConfig::udp_and_tcp(address.ip());
             for connection in &mut name_server.connections {
@@ -41,18 +40,12 @@ pub(crate) fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, Erro
             TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
         }
     };
-    builder
-        .build()
-        .map_err(|e| dns_error("creating the DNS resolver", e))
+    builder.build().map_err(|e| dns_error("creating the DNS resolver", e))
 }
 
 /// Looks up the SRV records of `srv_name` and the TXT records of `host`. No SRV record is an
 /// error; no TXT record is not.
-pub(crate) async fn lookup(
-    resolver: &TokioResolver,
-    srv_name: &str,
-    host: &str,
-) -> Result<SrvRecords, Error> {
+pub(crate) async fn lookup(resolver: &TokioResolver, srv_name: &str, host: &str) -> Result<SrvRecords, Error> {
     let srv = resolver
         .srv_lookup(srv_name)
         .await
@@ -69,10 +62,7 @@ pub(crate) async fn lookup(
         })
         .collect();
     if targets.is_empty() {
-        return Err(dns_error(
-            &format!("SRV lookup of {srv_name}"),
-            "no SRV records",
-        ));
+        return Err(dns_error(&format!("SRV lookup of {srv_name}"), "no SRV records"));
     }
     let txt = match resolver.txt_lookup(host).await {
         Ok(lookup) => lookup
@@ -128,43 +118,48 @@ mod tests {
             eprintln!("skipped: dnsmasq is not installed (apt-get install dnsmasq-base)");
             return None;
         }
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-            ])
-            // Authoritative for the test domain: unknown names are NXDOMAIN, not REFUSED.
-            .arg("--local=/mongowire.internal/")
-            .arg(format!("--port={port}"))
-            .args(records)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(address).is_err() {
-            assert!(Instant::now() < deadline, "dnsmasq did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..5 {
+            // A port free for both TCP and UDP; another test may still take it before dnsmasq
+            // binds, so dnsmasq must also be alive once the port answers.
+            let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = tcp.local_addr().unwrap().port();
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            drop(tcp);
+            let mut child = Command::new("dnsmasq")
+                .args([
+                    "--keep-in-foreground",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--listen-address=127.0.0.1",
+                    "--bind-interfaces",
+                ])
+                // Authoritative for the test domain: unknown names are NXDOMAIN, not REFUSED.
+                .arg("--local=/mongowire.internal/")
+                .arg(format!("--port={port}"))
+                .args(records)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::net::TcpStream::connect(address).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if child.try_wait().unwrap().is_none() {
+                return Some(DnsServer { child, address });
+            }
         }
-        Some(DnsServer { child, address })
+        panic!("dnsmasq did not start on a free port in five attempts");
     }
 
     #[tokio::test]
     async fn srv_and_txt_records_from_a_real_dns_server() {
         let records = [
-            "--srv-host=_mongodb._tcp.test.mongowire.internal,a.test.mongowire.internal,27101"
-                .to_owned(),
-            "--srv-host=_mongodb._tcp.test.mongowire.internal,b.test.mongowire.internal,27102"
-                .to_owned(),
+            "--srv-host=_mongodb._tcp.test.mongowire.internal,a.test.mongowire.internal,27101".to_owned(),
+            "--srv-host=_mongodb._tcp.test.mongowire.internal,b.test.mongowire.internal,27102".to_owned(),
             "--txt-record=test.mongowire.internal,replicaSet=mw3&authSource=admin".to_owned(),
         ];
         let Some(dns) = dnsmasq(&records) else { return };
@@ -190,10 +185,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_srv_is_a_dns_error_and_missing_txt_is_not() {
-        let records = [
-            "--srv-host=_mongodb._tcp.notxt.mongowire.internal,a.notxt.mongowire.internal,27017"
-                .to_owned(),
-        ];
+        let records = ["--srv-host=_mongodb._tcp.notxt.mongowire.internal,a.notxt.mongowire.internal,27017".to_owned()];
         let Some(dns) = dnsmasq(&records) else { return };
         let resolver = resolver(Some(dns.address)).unwrap();
         let found = lookup(

@@ -43,10 +43,7 @@ impl Stream {
         }
     }
 
-    async fn connect_inner(
-        address: &ServerAddress,
-        tls: Option<&Arc<rustls::ClientConfig>>,
-    ) -> Result<Stream, Error> {
+    async fn connect_inner(address: &ServerAddress, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Stream, Error> {
         let tcp = TcpStream::connect((address.host(), address.port()))
             .await
             .map_err(|e| TransportError::io(address, "connect", &e))?;
@@ -69,9 +66,7 @@ impl Stream {
             .connect(name, tcp)
             .await
             .map_err(|e| {
-                let detail = e
-                    .get_ref()
-                    .map_or_else(|| e.to_string(), ToString::to_string);
+                let detail = e.get_ref().map_or_else(|| e.to_string(), ToString::to_string);
                 TransportError::new(
                     TransportErrorKind::Tls,
                     Some(address.clone()),
@@ -83,11 +78,7 @@ impl Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -96,11 +87,7 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

@@ -41,20 +41,12 @@ fn tls_usage(message: String) -> Error {
 
 fn read_pem_certificates(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certificates: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| {
-            tls_usage(format!(
-                "cannot read certificates from {}: {e}",
-                path.display()
-            ))
-        })?
+        .map_err(|e| tls_usage(format!("cannot read certificates from {}: {e}", path.display())))?
         .collect();
-    let certificates = certificates
-        .map_err(|e| tls_usage(format!("bad certificate PEM in {}: {e}", path.display())))?;
+    let certificates =
+        certificates.map_err(|e| tls_usage(format!("bad certificate PEM in {}: {e}", path.display())))?;
     if certificates.is_empty() {
-        return Err(tls_usage(format!(
-            "no certificate found in {}",
-            path.display()
-        )));
+        return Err(tls_usage(format!("no certificate found in {}", path.display())));
     }
     Ok(certificates)
 }
@@ -63,12 +55,9 @@ fn root_store(options: &TlsOptions) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
     if let Some(path) = &options.ca_file {
         for certificate in read_pem_certificates(path)? {
-            roots.add(certificate).map_err(|e| {
-                tls_usage(format!(
-                    "unusable CA certificate in {}: {e}",
-                    path.display()
-                ))
-            })?;
+            roots
+                .add(certificate)
+                .map_err(|e| tls_usage(format!("unusable CA certificate in {}: {e}", path.display())))?;
         }
         return Ok(roots);
     }
@@ -98,10 +87,9 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
     } else {
         let roots = Arc::new(root_store(options)?);
         if options.allow_invalid_hostnames {
-            let inner =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
-                    .build()
-                    .map_err(|e| tls_usage(format!("TLS configuration: {e}")))?;
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| tls_usage(format!("TLS configuration: {e}")))?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(IgnoreHostname { inner }))
@@ -112,9 +100,8 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
     let config = match &options.certificate_key_file {
         Some(path) => {
             let chain = read_pem_certificates(path)?;
-            let key = PrivateKeyDer::from_pem_file(path).map_err(|e| {
-                tls_usage(format!("no usable private key in {}: {e}", path.display()))
-            })?;
+            let key = PrivateKeyDer::from_pem_file(path)
+                .map_err(|e| tls_usage(format!("no usable private key in {}: {e}", path.display())))?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| tls_usage(format!("client certificate in {}: {e}", path.display())))?
@@ -139,17 +126,14 @@ impl ServerCertVerifier for IgnoreHostname {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
             other => other,
         }
     }
@@ -202,12 +186,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -216,17 +195,10 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }

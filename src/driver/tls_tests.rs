@@ -10,10 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bson::rawdoc;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    date_time_ymd,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, date_time_ymd};
 
 use super::handshake::{ConnectionOptions, open};
 use super::server_tests::test_server;
@@ -50,23 +47,17 @@ impl Authority {
 
     /// A leaf certificate and key (PEM) for `names`, valid in `years`.
     fn issue(&self, names: &[&str], years: Option<(i32, i32)>) -> (String, String) {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name.push(
-            DnType::CommonName,
-            names.first().copied().unwrap_or("client"),
-        );
+        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("client"));
         if let Some((from, to)) = years {
             params.not_before = date_time_ymd(from, 1, 1);
             params.not_after = date_time_ymd(to, 1, 1);
         }
         let key = KeyPair::generate().unwrap();
         let issuer = Issuer::from_params(&self.params, &self.key);
-        (
-            params.signed_by(&key, &issuer).unwrap().pem(),
-            key.serialize_pem(),
-        )
+        (params.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
     }
 }
 
@@ -114,11 +105,7 @@ fn stunnel_available() -> bool {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start_terminator(
@@ -146,10 +133,7 @@ fn start_terminator(
         .expect("stunnel4 starts");
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "stunnel did not listen on {port}"
-        );
+        assert!(Instant::now() < deadline, "stunnel did not listen on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
     Terminator { child, port }
@@ -162,6 +146,8 @@ fn options(tls: TlsOptions) -> Result<ConnectionOptions, Error> {
         socket_timeout: Some(Duration::from_secs(10)),
         handshake: HandshakeRequest::default(),
         zlib_level: None,
+        credential: None,
+        scram_cache: std::sync::Arc::default(),
     })
 }
 
@@ -236,10 +222,7 @@ async fn tls_through_stunnel_succeeds_and_each_failure_is_clear() {
         ca_file: Some(stranger_file),
         ..TlsOptions::default()
     };
-    assert_tls_error(
-        ping("localhost", good.port, unknown_ca).await,
-        "UnknownIssuer",
-    );
+    assert_tls_error(ping("localhost", good.port, unknown_ca).await, "UnknownIssuer");
 
     assert_tls_error(
         ping("localhost", other.port, trusting()).await,
@@ -251,10 +234,7 @@ async fn tls_through_stunnel_succeeds_and_each_failure_is_clear() {
     };
     ping("localhost", other.port, any_name).await.unwrap();
 
-    assert_tls_error(
-        ping("localhost", old.port, trusting()).await,
-        "certificate expired",
-    );
+    assert_tls_error(ping("localhost", old.port, trusting()).await, "certificate expired");
     let anything = TlsOptions {
         allow_invalid_certificates: true,
         ..TlsOptions::default()
@@ -322,8 +302,5 @@ fn unreadable_tls_files_are_usage_errors() {
         ..TlsOptions::default()
     })
     .unwrap_err();
-    assert!(
-        error.to_string().contains("no certificate found"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("no certificate found"), "{error}");
 }

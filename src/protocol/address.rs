@@ -17,10 +17,7 @@ pub struct ServerAddress {
 impl ServerAddress {
     /// An address; `host` is lower-cased and stripped of IPv6 brackets.
     pub fn new(host: &str, port: u16) -> ServerAddress {
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         ServerAddress {
             host: host.to_ascii_lowercase(),
             port,
@@ -85,10 +82,7 @@ mod tests {
             ServerAddress::parse("localhost"),
             Some(ServerAddress::new("localhost", 27017))
         );
-        assert_eq!(
-            ServerAddress::parse("[::1]:27019").unwrap().to_string(),
-            "[::1]:27019"
-        );
+        assert_eq!(ServerAddress::parse("[::1]:27019").unwrap().to_string(), "[::1]:27019");
         assert_eq!(ServerAddress::parse("[fe80::1]").unwrap().host(), "fe80::1");
         for bad in [
             "",

@@ -102,9 +102,7 @@ impl WriteConcern {
     pub fn to_document(&self) -> RawDocumentBuf {
         let mut doc = RawDocumentBuf::new();
         match &self.w {
-            Some(Acknowledgment::Nodes(n)) => {
-                doc.append(cstr!("w"), i32::try_from(*n).unwrap_or(i32::MAX))
-            }
+            Some(Acknowledgment::Nodes(n)) => doc.append(cstr!("w"), i32::try_from(*n).unwrap_or(i32::MAX)),
             Some(Acknowledgment::Majority) => doc.append(cstr!("w"), "majority"),
             Some(Acknowledgment::Custom(tag)) => doc.append(cstr!("w"), tag.as_str()),
             None => {}
@@ -128,19 +126,13 @@ mod tests {
 
     #[test]
     fn write_concern_documents() {
-        assert_eq!(
-            WriteConcern::majority().to_document(),
-            rawdoc! { "w": "majority" }
-        );
+        assert_eq!(WriteConcern::majority().to_document(), rawdoc! { "w": "majority" });
         let wc = WriteConcern {
             w: Some(Acknowledgment::Nodes(2)),
             w_timeout: Some(Duration::from_millis(1500)),
             journal: Some(true),
         };
-        assert_eq!(
-            wc.to_document(),
-            rawdoc! { "w": 2, "wtimeout": 1500_i64, "j": true }
-        );
+        assert_eq!(wc.to_document(), rawdoc! { "w": 2, "wtimeout": 1500_i64, "j": true });
         assert!(WriteConcern::default().to_document().is_empty());
         assert!(
             !WriteConcern {
@@ -153,14 +145,7 @@ mod tests {
 
     #[test]
     fn read_concern_levels_round_trip() {
-        for name in [
-            "local",
-            "majority",
-            "linearizable",
-            "available",
-            "snapshot",
-            "future",
-        ] {
+        for name in ["local", "majority", "linearizable", "available", "snapshot", "future"] {
             assert_eq!(ReadConcernLevel::from_name(name).as_str(), name);
         }
         let concern = ReadConcern {

@@ -58,9 +58,7 @@ impl AuthMechanism {
             "SCRAM-SHA-1" => Some(AuthMechanism::ScramSha1),
             "SCRAM-SHA-256" => Some(AuthMechanism::ScramSha256),
             "MONGODB-X509" => Some(AuthMechanism::MongoDbX509),
-            "PLAIN" | "GSSAPI" | "MONGODB-AWS" | "MONGODB-OIDC" => {
-                Some(AuthMechanism::Unsupported(name.to_owned()))
-            }
+            "PLAIN" | "GSSAPI" | "MONGODB-AWS" | "MONGODB-OIDC" => Some(AuthMechanism::Unsupported(name.to_owned())),
             _ => None,
         }
     }

@@ -84,8 +84,7 @@ pub fn with_id(document: &RawDocument) -> Result<(RawDocumentBuf, RawBson), Erro
             let id = ObjectId::new();
             let mut out = rawdoc! { "_id": id };
             for element in document {
-                let (key, value) =
-                    element.map_err(|e| Error::usage(format!("invalid document: {e}")))?;
+                let (key, value) = element.map_err(|e| Error::usage(format!("invalid document: {e}")))?;
                 out.append(key, value);
             }
             Ok((out, RawBson::ObjectId(id)))
@@ -115,12 +114,8 @@ pub fn insert_batches(
     let mut current: Vec<RawDocumentBuf> = Vec::new();
     let mut ids = Vec::new();
     let mut size = 0;
-    let budget = limits
-        .max_message_size
-        .saturating_sub(HEADER_LEN + COMMAND_OVERHEAD);
-    let finish = |docs: &mut Vec<RawDocumentBuf>,
-                  ids: &mut Vec<(usize, RawBson)>|
-     -> Result<InsertBatch, Error> {
+    let budget = limits.max_message_size.saturating_sub(HEADER_LEN + COMMAND_OVERHEAD);
+    let finish = |docs: &mut Vec<RawDocumentBuf>, ids: &mut Vec<(usize, RawBson)>| -> Result<InsertBatch, Error> {
         let mut body = rawdoc! { "insert": ns.coll.as_str(), "ordered": ordered };
         append_write_concern(&mut body, write_concern);
         let sequence = DocumentSequence::new("documents", docs.drain(..))
@@ -170,11 +165,7 @@ fn append_write_concern(body: &mut RawDocumentBuf, write_concern: Option<&WriteC
 }
 
 fn first_key(document: &RawDocument) -> Option<&str> {
-    document
-        .iter()
-        .next()
-        .and_then(|e| e.ok())
-        .map(|(key, _)| key.as_str())
+    document.iter().next().and_then(|e| e.ok()).map(|(key, _)| key.as_str())
 }
 
 /// What an update applies.
@@ -328,11 +319,7 @@ pub fn drop_command(ns: &Namespace, write_concern: Option<&WriteConcern>) -> Com
 
 /// The create command; `options` are appended as given (`capped`, `size`,
 /// `changeStreamPreAndPostImages`, `validator`, ...).
-pub fn create_command(
-    ns: &Namespace,
-    options: Option<&RawDocument>,
-    write_concern: Option<&WriteConcern>,
-) -> Command {
+pub fn create_command(ns: &Namespace, options: Option<&RawDocument>, write_concern: Option<&WriteConcern>) -> Command {
     let mut body = rawdoc! { "create": ns.coll.as_str() };
     if let Some(options) = options {
         for (key, value) in options.iter().flatten() {
@@ -378,22 +365,14 @@ fn count(body: &RawDocument, key: &'static str) -> Result<u64, Error> {
 /// Reads an update reply (`n`, `nModified`, `upserted`).
 pub fn parse_update_reply(body: &RawDocument) -> Result<UpdateResult, Error> {
     let upserted_id = match body.get("upserted") {
-        Ok(Some(RawBsonRef::Array(upserted))) => upserted.into_iter().next().and_then(|entry| {
-            entry
-                .ok()?
-                .as_document()?
-                .get("_id")
-                .ok()?
-                .map(RawBson::from)
-        }),
+        Ok(Some(RawBsonRef::Array(upserted))) => upserted
+            .into_iter()
+            .next()
+            .and_then(|entry| entry.ok()?.as_document()?.get("_id").ok()?.map(RawBson::from)),
         _ => None,
     };
     let n = count(body, "n")?;
-    let matched_count = if upserted_id.is_some() {
-        n.saturating_sub(1)
-    } else {
-        n
-    };
+    let matched_count = if upserted_id.is_some() { n.saturating_sub(1) } else { n };
     Ok(UpdateResult {
         matched_count,
         modified_count: count(body, "nModified")?,
@@ -429,9 +408,7 @@ mod tests {
 
     #[test]
     fn inserts_split_by_count_and_by_size() {
-        let docs: Vec<_> = (0..10)
-            .map(|i| rawdoc! { "_id": i, "pad": "x".repeat(100) })
-            .collect();
+        let docs: Vec<_> = (0..10).map(|i| rawdoc! { "_id": i, "pad": "x".repeat(100) }).collect();
         let by_count = WriteLimits {
             max_batch_count: 4,
             ..WriteLimits::default()
@@ -442,10 +419,7 @@ mod tests {
         assert_eq!(batches[1].ids[0].0, 4, "indexes continue across batches");
         let sequence = &batches[0].command.sequences[0];
         assert_eq!((sequence.identifier(), sequence.len()), ("documents", 4));
-        assert_eq!(
-            batches[0].command.body,
-            rawdoc! { "insert": "c", "ordered": true }
-        );
+        assert_eq!(batches[0].command.body, rawdoc! { "insert": "c", "ordered": true });
 
         let doc_len = docs[0].as_bytes().len();
         let by_size = WriteLimits {
@@ -468,12 +442,7 @@ mod tests {
         };
         let big = [rawdoc! { "pad": "x".repeat(100) }];
         let error = insert_batches(&ns(), &big, true, None, limits).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("over the server's 50-byte limit"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("over the server's 50-byte limit"), "{error}");
         let none: [RawDocumentBuf; 0] = [];
         assert!(insert_batches(&ns(), &none, true, None, WriteLimits::default()).is_err());
     }
@@ -489,11 +458,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            batches[0]
-                .command
-                .body
-                .get_document("writeConcern")
-                .unwrap(),
+            batches[0].command.body.get_document("writeConcern").unwrap(),
             rawdoc! { "w": "majority" }.as_ref()
         );
     }
@@ -525,16 +490,7 @@ mod tests {
             )
             .is_err()
         );
-        assert!(
-            replace_command(
-                &ns(),
-                rawdoc! {},
-                rawdoc! { "$set": { "b": 2 } },
-                false,
-                None
-            )
-            .is_err()
-        );
+        assert!(replace_command(&ns(), rawdoc! {}, rawdoc! { "$set": { "b": 2 } }, false, None).is_err());
         let pipeline: RawArrayBuf = [rawdoc! { "$set": { "b": 1 } }].into_iter().collect();
         assert!(
             update_command(
@@ -593,8 +549,7 @@ mod tests {
 
     #[test]
     fn write_results() {
-        let upsert =
-            rawdoc! { "n": 1, "nModified": 0, "upserted": [{ "index": 0, "_id": 7 }], "ok": 1.0 };
+        let upsert = rawdoc! { "n": 1, "nModified": 0, "upserted": [{ "index": 0, "_id": 7 }], "ok": 1.0 };
         assert_eq!(
             parse_update_reply(&upsert).unwrap(),
             UpdateResult {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bson::{RawBson, RawBsonRef, RawDocument, RawDocumentBuf, raw::cstr, rawdoc};
 
 use crate::error::{Error, ProtocolErrorKind};
+use crate::protocol::crud::Command;
 use crate::protocol::reply;
 use crate::wire::SharedDocument;
 
@@ -120,8 +121,9 @@ pub fn parse_cursor_reply(body: &SharedDocument) -> Result<CursorReply, Error> {
         _ => return Err(invalid("cursor.id", "not an integer")),
     };
     let ns = match cursor.get("ns") {
-        Ok(Some(RawBsonRef::String(ns))) => Namespace::parse(ns)
-            .ok_or_else(|| invalid("cursor.ns", format!("{ns:?} is not db.collection")))?,
+        Ok(Some(RawBsonRef::String(ns))) => {
+            Namespace::parse(ns).ok_or_else(|| invalid("cursor.ns", format!("{ns:?} is not db.collection")))?
+        }
         _ => {
             return Err(Error::protocol(
                 "cursor reply",
@@ -144,9 +146,7 @@ pub fn parse_cursor_reply(body: &SharedDocument) -> Result<CursorReply, Error> {
     let mut documents = Vec::new();
     for element in array {
         match element {
-            Ok(RawBsonRef::Document(doc)) => {
-                documents.push(SharedDocument::within(body.bytes(), doc))
-            }
+            Ok(RawBsonRef::Document(doc)) => documents.push(SharedDocument::within(body.bytes(), doc)),
             Ok(other) => {
                 return Err(invalid(
                     "cursor.nextBatch",
@@ -188,27 +188,26 @@ pub struct GetMoreOptions {
 }
 
 /// The getMore command for cursor `id` on `ns`.
-pub fn get_more_command(id: i64, ns: &Namespace, options: &GetMoreOptions) -> RawDocumentBuf {
+pub fn get_more_command(id: i64, ns: &Namespace, options: &GetMoreOptions) -> Command {
     let mut command = rawdoc! { "getMore": id, "collection": ns.coll.as_str() };
     if let Some(size) = options.batch_size {
         command.append(cstr!("batchSize"), i64::from(size));
     }
     if let Some(wait) = options.max_await_time {
-        command.append(
-            cstr!("maxTimeMS"),
-            i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
-        );
+        command.append(cstr!("maxTimeMS"), i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
     }
     if let Some(comment) = &options.comment {
         command.append(cstr!("comment"), comment.clone());
     }
-    command.append(cstr!("$db"), ns.db.as_str());
-    command
+    Command::new(ns.db.clone(), command)
 }
 
 /// The killCursors command for cursor `id` on `ns`.
-pub fn kill_cursors_command(id: i64, ns: &Namespace) -> RawDocumentBuf {
-    rawdoc! { "killCursors": ns.coll.as_str(), "cursors": [id], "$db": ns.db.as_str() }
+pub fn kill_cursors_command(id: i64, ns: &Namespace) -> Command {
+    Command::new(
+        ns.db.clone(),
+        rawdoc! { "killCursors": ns.coll.as_str(), "cursors": [id] },
+    )
 }
 
 /// Whether a killCursors reply confirms the cursor was killed (or was already gone).
@@ -236,14 +235,8 @@ mod tests {
 
     #[test]
     fn namespaces_split_at_the_first_dot() {
-        assert_eq!(
-            Namespace::parse("db.a.b"),
-            Some(Namespace::new("db", "a.b"))
-        );
-        assert_eq!(
-            Namespace::parse("admin.$cmd.aggregate").unwrap().coll,
-            "$cmd.aggregate"
-        );
+        assert_eq!(Namespace::parse("db.a.b"), Some(Namespace::new("db", "a.b")));
+        assert_eq!(Namespace::parse("admin.$cmd.aggregate").unwrap().coll, "$cmd.aggregate");
         for bad in ["nodot", ".c", "db."] {
             assert_eq!(Namespace::parse(bad), None, "{bad}");
         }
@@ -253,9 +246,7 @@ mod tests {
     #[test]
     fn first_batch_documents_share_the_reply_buffer() {
         let batch: RawArrayBuf = (0..3).map(|i| rawdoc! { "_id": i }).collect();
-        let body = shared(
-            rawdoc! { "cursor": { "firstBatch": batch, "id": 42_i64, "ns": "db.c" }, "ok": 1.0 },
-        );
+        let body = shared(rawdoc! { "cursor": { "firstBatch": batch, "id": 42_i64, "ns": "db.c" }, "ok": 1.0 });
         let reply = parse_cursor_reply(&body).unwrap();
         assert_eq!((reply.id, reply.ns.to_string()), (42, "db.c".to_owned()));
         assert_eq!(reply.batch.len(), 3);
@@ -275,14 +266,7 @@ mod tests {
         });
         let reply = parse_cursor_reply(&body).unwrap();
         assert!(reply.batch.is_empty());
-        assert_eq!(
-            reply
-                .post_batch_resume_token
-                .unwrap()
-                .get_str("_data")
-                .unwrap(),
-            "82"
-        );
+        assert_eq!(reply.post_batch_resume_token.unwrap().get_str("_data").unwrap(), "82");
     }
 
     #[test]
@@ -335,9 +319,10 @@ mod tests {
     #[test]
     fn get_more_sends_optional_fields_only_when_set() {
         let ns = Namespace::new("db", "c");
+        let plain = get_more_command(5, &ns, &GetMoreOptions::default());
         assert_eq!(
-            get_more_command(5, &ns, &GetMoreOptions::default()),
-            rawdoc! { "getMore": 5_i64, "collection": "c", "$db": "db" }
+            (plain.db.as_str(), plain.body),
+            ("db", rawdoc! { "getMore": 5_i64, "collection": "c" })
         );
         let options = GetMoreOptions {
             batch_size: Some(10),
@@ -345,17 +330,18 @@ mod tests {
             comment: Some(RawBson::String("tail".into())),
         };
         assert_eq!(
-            get_more_command(5, &ns, &options),
-            rawdoc! { "getMore": 5_i64, "collection": "c", "batchSize": 10_i64, "maxTimeMS": 250_i64, "comment": "tail", "$db": "db" }
+            get_more_command(5, &ns, &options).body,
+            rawdoc! { "getMore": 5_i64, "collection": "c", "batchSize": 10_i64, "maxTimeMS": 250_i64, "comment": "tail" }
         );
     }
 
     #[test]
     fn kill_cursors_and_its_confirmation() {
         let ns = Namespace::new("db", "c");
+        let kill = kill_cursors_command(9, &ns);
         assert_eq!(
-            kill_cursors_command(9, &ns),
-            rawdoc! { "killCursors": "c", "cursors": [9_i64], "$db": "db" }
+            (kill.db.as_str(), kill.body),
+            ("db", rawdoc! { "killCursors": "c", "cursors": [9_i64] })
         );
         assert!(kill_confirmed(
             &rawdoc! { "cursorsKilled": [9_i64], "cursorsNotFound": [] },

@@ -174,6 +174,8 @@ pub struct HandshakeReply {
     pub hello_ok: bool,
     /// The server's id for this connection (`connectionId`), for logs and `killOp`.
     pub connection_id: Option<i64>,
+    /// The whole reply, for the monitor that turns it into a server description.
+    pub document: RawDocumentBuf,
 }
 
 fn size_field(body: &RawDocument, key: &str, default: usize) -> usize {
@@ -185,10 +187,7 @@ fn size_field(body: &RawDocument, key: &str, default: usize) -> usize {
 
 /// Reads a handshake reply: a server error if `ok` is not 1, a protocol error if the server is
 /// older than [`MIN_WIRE_VERSION`].
-pub fn parse_handshake_reply(
-    body: &RawDocument,
-    offered: &[Compressor],
-) -> Result<HandshakeReply, Error> {
+pub fn parse_handshake_reply(body: &RawDocument, offered: &[Compressor]) -> Result<HandshakeReply, Error> {
     reply::check(body, None)?;
     let max_wire_version = reply::get_number(body, "maxWireVersion")
         .and_then(|v| i32::try_from(v).ok())
@@ -232,6 +231,7 @@ pub fn parse_handshake_reply(
         speculative_authenticate,
         hello_ok: body.get_bool("helloOk").unwrap_or(false),
         connection_id: reply::get_number(body, "connectionId"),
+        document: body.to_owned(),
     })
 }
 
@@ -259,38 +259,20 @@ mod tests {
         let keys: Vec<&str> = command.iter().map(|e| e.unwrap().0.as_str()).collect();
         assert_eq!(
             keys,
-            [
-                "isMaster",
-                "helloOk",
-                "backpressure",
-                "client",
-                "compression",
-                "$db"
-            ]
+            ["isMaster", "helloOk", "backpressure", "client", "compression", "$db"]
         );
         assert_eq!(command.get_str("backpressure").unwrap(), "2");
         assert_eq!(command.get_str("$db").unwrap(), "admin");
         let client = command.get_document("client").unwrap();
         assert_eq!(
-            client
-                .get_document("application")
-                .unwrap()
-                .get_str("name")
-                .unwrap(),
+            client.get_document("application").unwrap().get_str("name").unwrap(),
             "tailer"
         );
         assert_eq!(
-            client
-                .get_document("driver")
-                .unwrap()
-                .get_str("name")
-                .unwrap(),
+            client.get_document("driver").unwrap().get_str("name").unwrap(),
             "mongowire"
         );
-        assert_eq!(
-            client.get_document("os").unwrap().get_str("type").unwrap(),
-            "Linux"
-        );
+        assert_eq!(client.get_document("os").unwrap().get_str("type").unwrap(), "Linux");
         let compression: Vec<&str> = command
             .get_array("compression")
             .unwrap()
@@ -318,10 +300,7 @@ mod tests {
             ..HandshakeRequest::default()
         };
         let command = handshake_command(&request);
-        assert_eq!(
-            command.get_str("saslSupportedMechs").unwrap(),
-            "admin.alice"
-        );
+        assert_eq!(command.get_str("saslSupportedMechs").unwrap(), "admin.alice");
         assert_eq!(
             command
                 .get_document("speculativeAuthenticate")
@@ -351,17 +330,8 @@ mod tests {
         let doc = client_metadata(Some("app"), &environment);
         assert!(doc.as_bytes().len() <= METADATA_LIMIT);
         assert!(doc.get("env").unwrap().is_none());
-        assert!(
-            doc.get_document("os")
-                .unwrap()
-                .get("architecture")
-                .unwrap()
-                .is_none()
-        );
-        assert_eq!(
-            doc.get_document("os").unwrap().get_str("type").unwrap(),
-            "Linux"
-        );
+        assert!(doc.get_document("os").unwrap().get("architecture").unwrap().is_none());
+        assert_eq!(doc.get_document("os").unwrap().get_str("type").unwrap(), "Linux");
     }
 
     #[test]
@@ -370,11 +340,7 @@ mod tests {
         environment.container_runtime = Some("docker".into());
         environment.orchestrator = Some("kubernetes".into());
         let doc = client_metadata(None, &environment);
-        let container = doc
-            .get_document("env")
-            .unwrap()
-            .get_document("container")
-            .unwrap();
+        let container = doc.get_document("env").unwrap().get_document("container").unwrap();
         assert_eq!(container.get_str("runtime").unwrap(), "docker");
         assert_eq!(container.get_str("orchestrator").unwrap(), "kubernetes");
         assert!(doc.get("application").unwrap().is_none());
@@ -388,18 +354,11 @@ mod tests {
             "connectionId": 17, "saslSupportedMechs": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
         };
         let reply = parse_handshake_reply(&body, &[Compressor::Snappy, Compressor::Zlib]).unwrap();
-        assert_eq!(
-            reply.compressor,
-            Some(Compressor::Zlib),
-            "the server's order decides"
-        );
+        assert_eq!(reply.compressor, Some(Compressor::Zlib), "the server's order decides");
         assert_eq!(reply.max_wire_version, 21);
         assert!(reply.hello_ok);
         assert_eq!(reply.connection_id, Some(17));
-        assert_eq!(
-            reply.sasl_supported_mechs.unwrap(),
-            ["SCRAM-SHA-1", "SCRAM-SHA-256"]
-        );
+        assert_eq!(reply.sasl_supported_mechs.unwrap(), ["SCRAM-SHA-1", "SCRAM-SHA-256"]);
         let none = parse_handshake_reply(&body, &[Compressor::Zstd]).unwrap();
         assert_eq!(none.compressor, None);
     }
@@ -409,8 +368,7 @@ mod tests {
         let old = rawdoc! { "ok": 1.0, "maxWireVersion": 7 };
         let error = parse_handshake_reply(&old, &[]).unwrap_err();
         assert!(error.to_string().contains("wire version 8"), "{error}");
-        let refused =
-            rawdoc! { "ok": 0.0, "code": 18, "codeName": "AuthenticationFailed", "errmsg": "no" };
+        let refused = rawdoc! { "ok": 0.0, "code": 18, "codeName": "AuthenticationFailed", "errmsg": "no" };
         assert_eq!(
             parse_handshake_reply(&refused, &[])
                 .unwrap_err()

@@ -122,17 +122,11 @@ mod tests {
     fn document_has_mode_tags_and_staleness() {
         let preference = ReadPreference {
             mode: ReadPreferenceMode::Secondary,
-            tag_sets: vec![
-                TagSet::from([("dc".to_owned(), "east".to_owned())]),
-                TagSet::new(),
-            ],
+            tag_sets: vec![TagSet::from([("dc".to_owned(), "east".to_owned())]), TagSet::new()],
             max_staleness: Some(Duration::from_secs(120)),
         };
         let expected = rawdoc! { "mode": "secondary", "tags": [{ "dc": "east" }, {}], "maxStalenessSeconds": 120_i64 };
         assert_eq!(preference.to_document(), expected);
-        assert_eq!(
-            ReadPreference::primary().to_document(),
-            rawdoc! { "mode": "primary" }
-        );
+        assert_eq!(ReadPreference::primary().to_document(), rawdoc! { "mode": "primary" });
     }
 }

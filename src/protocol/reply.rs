@@ -99,16 +99,10 @@ pub fn operation_time(body: &RawDocument) -> Option<bson::Timestamp> {
 }
 
 /// A required sub-document, or a protocol error naming it.
-pub fn required_document<'a>(
-    body: &'a RawDocument,
-    key: &'static str,
-) -> Result<&'a RawDocument, Error> {
+pub fn required_document<'a>(body: &'a RawDocument, key: &'static str) -> Result<&'a RawDocument, Error> {
     match body.get(key) {
         Ok(Some(RawBsonRef::Document(doc))) => Ok(doc),
-        Ok(None) => Err(Error::protocol(
-            "command reply",
-            ProtocolErrorKind::MissingField(key),
-        )),
+        Ok(None) => Err(Error::protocol("command reply", ProtocolErrorKind::MissingField(key))),
         Ok(Some(other)) => Err(Error::protocol(
             "command reply",
             ProtocolErrorKind::InvalidField {
@@ -153,10 +147,7 @@ mod tests {
         };
         let address = ServerAddress::new("127.0.0.1", 27100);
         let error = server_error(&reply, Some(&address)).unwrap();
-        assert_eq!(
-            (error.code, error.code_name.as_str()),
-            (43, "CursorNotFound")
-        );
+        assert_eq!((error.code, error.code_name.as_str()), (43, "CursorNotFound"));
         assert_eq!(error.message, "cursor id 42 not found");
         assert!(error.has_label("ResumableChangeStreamError"));
         assert_eq!(error.address, Some(address));
@@ -174,10 +165,7 @@ mod tests {
     fn write_errors_and_write_concern_errors_are_errors_despite_ok_1() {
         let dup = rawdoc! { "ok": 1.0, "n": 0, "writeErrors": [{ "index": 0, "code": 11000, "errmsg": "E11000 duplicate key" }] };
         let error = server_error(&dup, None).unwrap();
-        assert_eq!(
-            (error.code, error.message.as_str()),
-            (11000, "E11000 duplicate key")
-        );
+        assert_eq!((error.code, error.message.as_str()), (11000, "E11000 duplicate key"));
 
         let wce = rawdoc! {
             "ok": 1.0, "n": 1, "errorLabels": ["RetryableWriteError"],
@@ -190,19 +178,10 @@ mod tests {
 
     #[test]
     fn cluster_and_operation_time() {
-        let ts = bson::Timestamp {
-            time: 10,
-            increment: 2,
-        };
+        let ts = bson::Timestamp { time: 10, increment: 2 };
         let reply = rawdoc! { "ok": 1, "$clusterTime": { "clusterTime": ts, "signature": { "keyId": 0_i64 } }, "operationTime": ts };
         assert_eq!(operation_time(&reply), Some(ts));
-        assert_eq!(
-            cluster_time(&reply)
-                .unwrap()
-                .get_timestamp("clusterTime")
-                .unwrap(),
-            ts
-        );
+        assert_eq!(cluster_time(&reply).unwrap().get_timestamp("clusterTime").unwrap(), ts);
         assert_eq!(cluster_time(&rawdoc! { "ok": 1 }), None);
     }
 
@@ -211,15 +190,10 @@ mod tests {
         let reply = rawdoc! { "cursor": 5 };
         let error = required_document(&reply, "cursor").unwrap_err();
         assert!(
-            error
-                .to_string()
-                .contains("field cursor: expected a document"),
+            error.to_string().contains("field cursor: expected a document"),
             "{error}"
         );
         let missing = required_document(&reply, "other").unwrap_err();
-        assert!(
-            missing.to_string().contains("missing field other"),
-            "{missing}"
-        );
+        assert!(missing.to_string().contains("missing field other"), "{missing}");
     }
 }

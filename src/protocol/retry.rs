@@ -36,8 +36,7 @@ pub fn is_retryable_read(error: &Error) -> bool {
     match error {
         Error::Transport(_) => true,
         Error::Server(server) => {
-            RETRYABLE_CODES.contains(&server.code)
-                || server.code == READ_CONCERN_MAJORITY_NOT_AVAILABLE_YET
+            RETRYABLE_CODES.contains(&server.code) || server.code == READ_CONCERN_MAJORITY_NOT_AVAILABLE_YET
         }
         _ => false,
     }
@@ -61,14 +60,8 @@ pub fn is_retryable_write(error: &Error, max_wire_version: i32) -> bool {
         Error::Transport(_) => true,
         Error::Server(server) if server.has_label(RETRYABLE_WRITE_ERROR) => true,
         Error::Server(server) if max_wire_version < SERVER_LABELS_WRITES => {
-            let codes = [
-                top_level_code(&server.reply),
-                write_concern_code(&server.reply),
-            ];
-            codes
-                .into_iter()
-                .flatten()
-                .any(|code| RETRYABLE_CODES.contains(&code))
+            let codes = [top_level_code(&server.reply), write_concern_code(&server.reply)];
+            codes.into_iter().flatten().any(|code| RETRYABLE_CODES.contains(&code))
         }
         _ => false,
     }
@@ -91,24 +84,17 @@ mod tests {
             &TransportError::new(TransportErrorKind::Timeout, None, "t").into()
         ));
         for code in [11600, 10107, 189, 91, 134, 262, 9001] {
-            assert!(
-                is_retryable_read(&server(rawdoc! { "ok": 0, "code": code })),
-                "{code}"
-            );
+            assert!(is_retryable_read(&server(rawdoc! { "ok": 0, "code": code })), "{code}");
         }
         for code in [2, 11000, 43, 13] {
-            assert!(
-                !is_retryable_read(&server(rawdoc! { "ok": 0, "code": code })),
-                "{code}"
-            );
+            assert!(!is_retryable_read(&server(rawdoc! { "ok": 0, "code": code })), "{code}");
         }
         assert!(!is_retryable_read(&Error::usage("bad")));
     }
 
     #[test]
     fn writes_on_new_servers_follow_the_label_only() {
-        let labelled =
-            server(rawdoc! { "ok": 0, "code": 91, "errorLabels": ["RetryableWriteError"] });
+        let labelled = server(rawdoc! { "ok": 0, "code": 91, "errorLabels": ["RetryableWriteError"] });
         assert!(is_retryable_write(&labelled, 21));
         let unlabelled = server(rawdoc! { "ok": 0, "code": 91 });
         assert!(!is_retryable_write(&unlabelled, 21), "4.4+ servers decide");
@@ -121,14 +107,10 @@ mod tests {
 
     #[test]
     fn old_servers_retry_on_write_concern_codes_but_never_on_write_errors() {
-        let concern =
-            server(rawdoc! { "ok": 1, "writeConcernError": { "code": 11602, "errmsg": "x" } });
+        let concern = server(rawdoc! { "ok": 1, "writeConcernError": { "code": 11602, "errmsg": "x" } });
         assert!(is_retryable_write(&concern, 8));
-        let write_error =
-            server(rawdoc! { "ok": 1, "writeErrors": [{ "index": 0, "code": 91, "errmsg": "x" }] });
-        let Error::Server(inner) = &write_error else {
-            panic!()
-        };
+        let write_error = server(rawdoc! { "ok": 1, "writeErrors": [{ "index": 0, "code": 91, "errmsg": "x" }] });
+        let Error::Server(inner) = &write_error else { panic!() };
         assert_eq!(inner.code, 91, "the write error's code is reported");
         assert!(!is_retryable_write(&write_error, 8), "but never retried on");
     }

@@ -113,11 +113,7 @@ impl SessionPool {
     /// Returns a session for reuse, unless it is dirty or about to expire. Also drops expiring
     /// sessions from the back, where the least recently used wait.
     pub fn release(&mut self, session: ServerSession, now: Instant, timeout: Duration) {
-        while self
-            .sessions
-            .back()
-            .is_some_and(|s| s.about_to_expire(now, timeout))
-        {
+        while self.sessions.back().is_some_and(|s| s.about_to_expire(now, timeout)) {
             self.sessions.pop_back();
         }
         if !session.dirty && !session.about_to_expire(now, timeout) {
@@ -135,14 +131,15 @@ impl SessionPool {
         self.sessions.is_empty()
     }
 
-    /// Empties the pool into `endSessions` commands (at most 10,000 ids each), for client
-    /// shutdown, so the server frees them at once instead of after the timeout.
+    /// Empties the pool into `endSessions` command bodies (at most 10,000 ids each, to run on
+    /// `admin`), for client shutdown, so the server frees them at once instead of after the
+    /// timeout.
     pub fn drain_end_sessions(&mut self) -> Vec<RawDocumentBuf> {
         let ids: Vec<RawDocumentBuf> = self.sessions.drain(..).map(|s| s.lsid).collect();
         ids.chunks(END_SESSIONS_BATCH)
             .map(|chunk| {
                 let array: RawArrayBuf = chunk.iter().cloned().collect();
-                rawdoc! { "endSessions": array, "$db": "admin" }
+                rawdoc! { "endSessions": array }
             })
             .collect()
     }
@@ -217,10 +214,7 @@ mod tests {
     #[test]
     fn txn_numbers_increase() {
         let mut session = ServerSession::new(Instant::now());
-        assert_eq!(
-            (session.next_txn_number(), session.next_txn_number()),
-            (1, 2)
-        );
+        assert_eq!((session.next_txn_number(), session.next_txn_number()), (1, 2));
     }
 
     #[test]
@@ -233,14 +227,7 @@ mod tests {
         }
         let commands = pool.drain_end_sessions();
         assert_eq!(commands.len(), 1);
-        assert_eq!(
-            commands[0]
-                .get_array("endSessions")
-                .unwrap()
-                .into_iter()
-                .count(),
-            3
-        );
+        assert_eq!(commands[0].get_array("endSessions").unwrap().into_iter().count(), 3);
         assert!(pool.is_empty());
     }
 }

@@ -59,14 +59,9 @@ impl Compressor {
 
     /// The compressor with this name, case-insensitively.
     pub fn from_name(name: &str) -> Option<Compressor> {
-        [
-            Compressor::Noop,
-            Compressor::Snappy,
-            Compressor::Zlib,
-            Compressor::Zstd,
-        ]
-        .into_iter()
-        .find(|c| c.name().eq_ignore_ascii_case(name))
+        [Compressor::Noop, Compressor::Snappy, Compressor::Zlib, Compressor::Zstd]
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -87,15 +82,9 @@ pub fn decompress(
     match compressor {
         Compressor::Noop => out.extend_from_slice(input),
         Compressor::Snappy => decompress_snappy(input, declared, out)?,
-        Compressor::Zlib => read_bounded(
-            flate2::read::ZlibDecoder::new(input),
-            input.len(),
-            declared,
-            out,
-        )?,
+        Compressor::Zlib => read_bounded(flate2::read::ZlibDecoder::new(input), input.len(), declared, out)?,
         Compressor::Zstd => {
-            let decoder =
-                zstd::stream::read::Decoder::with_buffer(input).map_err(decompression_error)?;
+            let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(decompression_error)?;
             read_bounded(decoder, input.len(), declared, out)?;
         }
     }
@@ -107,21 +96,12 @@ pub fn decompress(
     Ok(())
 }
 
-fn decompress_snappy(
-    input: &[u8],
-    declared: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), DecodeErrorKind> {
+fn decompress_snappy(input: &[u8], declared: usize, out: &mut Vec<u8>) -> Result<(), DecodeErrorKind> {
     let actual = snap::raw::decompress_len(input).map_err(decompression_error)?;
     if actual != declared {
         return Err(DecodeErrorKind::UncompressedSizeMismatch { declared, actual });
     }
-    if actual
-        > input
-            .len()
-            .saturating_mul(SNAPPY_MAX_EXPANSION)
-            .saturating_add(64)
-    {
+    if actual > input.len().saturating_mul(SNAPPY_MAX_EXPANSION).saturating_add(64) {
         return Err(DecodeErrorKind::Decompression(format!(
             "snappy preamble claims {actual} bytes from {} compressed bytes",
             input.len()
@@ -147,14 +127,9 @@ fn read_bounded(
     declared: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeErrorKind> {
-    let limit = u64::try_from(declared)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
+    let limit = u64::try_from(declared).unwrap_or(u64::MAX).saturating_add(1);
     out.reserve(declared.min(input_len.saturating_mul(8).saturating_add(1024)));
-    reader
-        .take(limit)
-        .read_to_end(out)
-        .map_err(decompression_error)?;
+    reader.take(limit).read_to_end(out).map_err(decompression_error)?;
     Ok(())
 }
 
@@ -202,17 +177,10 @@ pub fn compress(
 mod tests {
     use super::*;
 
-    const ALL: [Compressor; 4] = [
-        Compressor::Noop,
-        Compressor::Snappy,
-        Compressor::Zlib,
-        Compressor::Zstd,
-    ];
+    const ALL: [Compressor; 4] = [Compressor::Noop, Compressor::Snappy, Compressor::Zlib, Compressor::Zstd];
 
     fn sample() -> Vec<u8> {
-        (0..10_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect()
+        (0..10_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
     }
 
     #[test]
@@ -252,11 +220,7 @@ mod tests {
                     matches!(err, DecodeErrorKind::UncompressedSizeMismatch { .. }),
                     "{c}: {err}"
                 );
-                assert!(
-                    out.len() <= declared + 1,
-                    "{c}: produced {} bytes",
-                    out.len()
-                );
+                assert!(out.len() <= declared + 1, "{c}: produced {} bytes", out.len());
             }
         }
     }
@@ -266,11 +230,7 @@ mod tests {
         let zeros = vec![0u8; 8 << 20];
         let mut bomb = Vec::new();
         compress(Compressor::Zlib, &zeros, Some(9), &mut bomb).unwrap();
-        assert!(
-            bomb.len() < 16 << 10,
-            "8 MiB of zeros compress to {} bytes",
-            bomb.len()
-        );
+        assert!(bomb.len() < 16 << 10, "8 MiB of zeros compress to {} bytes", bomb.len());
         let mut out = Vec::new();
         let err = decompress(Compressor::Zlib, &bomb, 1000, &mut out).unwrap_err();
         assert_eq!(
@@ -331,8 +291,7 @@ mod tests {
             assert!(
                 matches!(
                     err,
-                    DecodeErrorKind::Decompression(_)
-                        | DecodeErrorKind::UncompressedSizeMismatch { .. }
+                    DecodeErrorKind::Decompression(_) | DecodeErrorKind::UncompressedSizeMismatch { .. }
                 ),
                 "{c}: {err}"
             );

@@ -99,9 +99,7 @@ impl<'a> Iterator for Documents<'a> {
 }
 
 /// Appends documents to an encode buffer and returns the bytes, for building messages to send.
-pub(crate) fn concat_documents<D: AsRef<RawDocument>>(
-    documents: impl IntoIterator<Item = D>,
-) -> (Bytes, usize) {
+pub(crate) fn concat_documents<D: AsRef<RawDocument>>(documents: impl IntoIterator<Item = D>) -> (Bytes, usize) {
     let mut out = Vec::new();
     let mut count = 0;
     for document in documents {
@@ -138,11 +136,7 @@ mod tests {
         let inner = view.get_document("cursor").unwrap();
         let shared = SharedDocument::within(&buffer, inner);
         assert_eq!(shared.as_bytes(), inner.as_bytes());
-        assert_eq!(
-            shared.bytes().as_ptr(),
-            inner.as_bytes().as_ptr(),
-            "no copy"
-        );
+        assert_eq!(shared.bytes().as_ptr(), inner.as_bytes().as_ptr(), "no copy");
 
         let elsewhere = rawdoc! { "x": 1 };
         let copied = SharedDocument::within(&buffer, &elsewhere);

@@ -102,10 +102,7 @@ mod tests {
         let mut decoder = MessageDecoder::default();
         let mut buf = BytesMut::new();
         for (i, byte) in bytes.iter().enumerate() {
-            assert!(
-                decoder.decode(&mut buf).unwrap().is_none(),
-                "after {i} bytes"
-            );
+            assert!(decoder.decode(&mut buf).unwrap().is_none(), "after {i} bytes");
             buf.put_u8(*byte);
         }
         let message = decoder.decode(&mut buf).unwrap().unwrap();
@@ -156,11 +153,7 @@ mod tests {
                 "{length}: {error}"
             );
             assert_eq!(buf.len(), 16, "nothing consumed");
-            assert_eq!(
-                decoder.decode(&mut buf).unwrap_err(),
-                error,
-                "the stream stays failed"
-            );
+            assert_eq!(decoder.decode(&mut buf).unwrap_err(), error, "the stream stays failed");
         }
     }
 

@@ -169,9 +169,7 @@ mod tests {
 
     #[test]
     fn parses_little_endian_fields() {
-        let bytes = [
-            0x2a, 0, 0, 0, 0x07, 0, 0, 0, 0x05, 0, 0, 0, 0xdd, 0x07, 0, 0, 0xff,
-        ];
+        let bytes = [0x2a, 0, 0, 0, 0x07, 0, 0, 0, 0x05, 0, 0, 0, 0xdd, 0x07, 0, 0, 0xff];
         let parsed = Header::parse(&bytes).unwrap();
         assert_eq!(
             parsed,
@@ -193,37 +191,20 @@ mod tests {
         assert_eq!(header(16).checked_length(100), Ok(16));
         assert_eq!(header(100).checked_length(100), Ok(100));
         let too_small = header(15).checked_length(100).unwrap_err();
-        assert_eq!(
-            too_small.kind,
-            DecodeErrorKind::LengthTooSmall {
-                length: 15,
-                min: 16
-            }
-        );
+        assert_eq!(too_small.kind, DecodeErrorKind::LengthTooSmall { length: 15, min: 16 });
         assert_eq!(too_small.field, "header.messageLength");
         let negative = header(-1).checked_length(100).unwrap_err();
-        assert_eq!(
-            negative.kind,
-            DecodeErrorKind::LengthTooSmall {
-                length: -1,
-                min: 16
-            }
-        );
+        assert_eq!(negative.kind, DecodeErrorKind::LengthTooSmall { length: -1, min: 16 });
         let too_large = header(101).checked_length(100).unwrap_err();
         assert_eq!(
             too_large.kind,
-            DecodeErrorKind::LengthTooLarge {
-                length: 101,
-                max: 100
-            }
+            DecodeErrorKind::LengthTooLarge { length: 101, max: 100 }
         );
     }
 
     #[test]
     fn every_opcode_round_trips_through_its_number() {
-        for code in [
-            1, 2001, 2002, 2004, 2005, 2006, 2007, 2010, 2011, 2012, 2013,
-        ] {
+        for code in [1, 2001, 2002, 2004, 2005, 2006, 2007, 2010, 2011, 2012, 2013] {
             let op = OpCode::from_code(code).unwrap();
             assert_eq!(op.code(), code);
             assert!(op.name().starts_with("OP_"));

@@ -30,12 +30,7 @@ fn count_field(count: usize) -> i32 {
     i32::try_from(count).unwrap_or(i32::MAX)
 }
 
-fn check_count(
-    declared: i32,
-    actual: usize,
-    field: &'static str,
-    offset: usize,
-) -> Result<(), DecodeError> {
+fn check_count(declared: i32, actual: usize, field: &'static str, offset: usize) -> Result<(), DecodeError> {
     if usize::try_from(declared).ok() == Some(actual) {
         Ok(())
     } else {
@@ -99,12 +94,7 @@ impl OpReply {
         let count_offset = r.position();
         let number_returned = r.i32("OP_REPLY.numberReturned")?;
         let (documents, count) = r.documents("OP_REPLY.documents")?;
-        check_count(
-            number_returned,
-            count,
-            "OP_REPLY.numberReturned",
-            count_offset,
-        )?;
+        check_count(number_returned, count, "OP_REPLY.numberReturned", count_offset)?;
         Ok(OpReply {
             response_flags,
             cursor_id,
@@ -114,12 +104,7 @@ impl OpReply {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let len = 4 + 8 + 4 + 4 + self.documents.len();
         write_message(dst, OpCode::Reply, request_id, response_to, len, |dst| {
             dst.put_u32_le(self.response_flags);
@@ -200,12 +185,7 @@ impl OpQuery {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let selector_len = self.return_fields_selector.as_ref().map_or(0, Bytes::len);
         let len = 4 + self.full_collection_name.len() + 1 + 8 + self.query.len() + selector_len;
         write_message(dst, OpCode::Query, request_id, response_to, len, |dst| {
@@ -300,12 +280,7 @@ impl OpCommand {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let len = self.database.len()
             + 1
             + self.command_name.len()
@@ -382,25 +357,13 @@ impl OpCommandReply {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let len = self.command_reply.len() + self.metadata.len() + self.output_docs.len();
-        write_message(
-            dst,
-            OpCode::CommandReply,
-            request_id,
-            response_to,
-            len,
-            |dst| {
-                dst.put_slice(&self.command_reply);
-                dst.put_slice(&self.metadata);
-                dst.put_slice(&self.output_docs);
-            },
-        )
+        write_message(dst, OpCode::CommandReply, request_id, response_to, len, |dst| {
+            dst.put_slice(&self.command_reply);
+            dst.put_slice(&self.metadata);
+            dst.put_slice(&self.output_docs);
+        })
         .map(drop)
     }
 }
@@ -464,12 +427,7 @@ impl OpInsert {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let len = 4 + self.full_collection_name.len() + 1 + self.documents.len();
         write_message(dst, OpCode::Insert, request_id, response_to, len, |dst| {
             dst.put_u32_le(self.flags);
@@ -541,14 +499,8 @@ impl OpUpdate {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
-        let len =
-            4 + self.full_collection_name.len() + 1 + 4 + self.selector.len() + self.update.len();
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let len = 4 + self.full_collection_name.len() + 1 + 4 + self.selector.len() + self.update.len();
         write_message(dst, OpCode::Update, request_id, response_to, len, |dst| {
             dst.put_i32_le(self.reserved);
             put_cstring(dst, &self.full_collection_name);
@@ -573,11 +525,7 @@ pub struct OpDelete {
 
 impl OpDelete {
     /// A delete of the documents matching `selector`.
-    pub fn new(
-        full_collection_name: &str,
-        flags: u32,
-        selector: RawDocumentBuf,
-    ) -> Result<OpDelete, EncodeError> {
+    pub fn new(full_collection_name: &str, flags: u32, selector: RawDocumentBuf) -> Result<OpDelete, EncodeError> {
         Ok(OpDelete {
             reserved: 0,
             full_collection_name: cstring_bytes(full_collection_name)?,
@@ -611,12 +559,7 @@ impl OpDelete {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let len = 4 + self.full_collection_name.len() + 1 + 4 + self.selector.len();
         write_message(dst, OpCode::Delete, request_id, response_to, len, |dst| {
             dst.put_i32_le(self.reserved);
@@ -642,11 +585,7 @@ pub struct OpGetMore {
 
 impl OpGetMore {
     /// A request for the next batch of `cursor_id`.
-    pub fn new(
-        full_collection_name: &str,
-        number_to_return: i32,
-        cursor_id: i64,
-    ) -> Result<OpGetMore, EncodeError> {
+    pub fn new(full_collection_name: &str, number_to_return: i32, cursor_id: i64) -> Result<OpGetMore, EncodeError> {
         Ok(OpGetMore {
             reserved: 0,
             full_collection_name: cstring_bytes(full_collection_name)?,
@@ -675,12 +614,7 @@ impl OpGetMore {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let len = 4 + self.full_collection_name.len() + 1 + 4 + 8;
         write_message(dst, OpCode::GetMore, request_id, response_to, len, |dst| {
             dst.put_i32_le(self.reserved);
@@ -727,42 +661,23 @@ impl OpKillCursors {
             return Err(DecodeError {
                 field: "OP_KILL_CURSORS.cursorIDs",
                 offset: ids.start,
-                kind: DecodeErrorKind::TrailingBytes {
-                    count: ids.len() % 8,
-                },
+                kind: DecodeErrorKind::TrailingBytes { count: ids.len() % 8 },
             });
         }
-        check_count(
-            count,
-            ids.len() / 8,
-            "OP_KILL_CURSORS.numberOfCursorIDs",
-            count_offset,
-        )?;
+        check_count(count, ids.len() / 8, "OP_KILL_CURSORS.numberOfCursorIDs", count_offset)?;
         Ok(OpKillCursors {
             reserved,
             cursor_ids: r.bytes(ids),
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let len = 4 + 4 + self.cursor_ids.len();
-        write_message(
-            dst,
-            OpCode::KillCursors,
-            request_id,
-            response_to,
-            len,
-            |dst| {
-                dst.put_i32_le(self.reserved);
-                dst.put_i32_le(count_field(self.cursor_ids.len() / 8));
-                dst.put_slice(&self.cursor_ids);
-            },
-        )
+        write_message(dst, OpCode::KillCursors, request_id, response_to, len, |dst| {
+            dst.put_i32_le(self.reserved);
+            dst.put_i32_le(count_field(self.cursor_ids.len() / 8));
+            dst.put_slice(&self.cursor_ids);
+        })
         .map(drop)
     }
 }
@@ -786,11 +701,7 @@ mod tests {
     }
 
     fn err(field: &'static str, offset: usize, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError {
-            field,
-            offset,
-            kind,
-        }
+        DecodeError { field, offset, kind }
     }
 
     #[test]
@@ -865,11 +776,7 @@ mod tests {
         let body = decode(frame(1, &payload(2))).unwrap();
         let Body::Reply(reply) = &body else { panic!() };
         assert_eq!(
-            (
-                reply.response_flags,
-                reply.cursor_id,
-                reply.number_returned()
-            ),
+            (reply.response_flags, reply.cursor_id, reply.number_returned()),
             (8, 42, 2)
         );
         assert_eq!(reply.documents().count(), 2);
@@ -879,10 +786,7 @@ mod tests {
             err(
                 "OP_REPLY.numberReturned",
                 32,
-                DecodeErrorKind::CountMismatch {
-                    declared: 3,
-                    actual: 2
-                }
+                DecodeErrorKind::CountMismatch { declared: 3, actual: 2 }
             )
         );
         assert_eq!(
@@ -903,8 +807,7 @@ mod tests {
         let args = rawdoc! { "insert": "test", "ordered": true };
         let metadata = rawdoc! {};
         let input = rawdoc! { "_id": 1 };
-        let command =
-            OpCommand::new("mongotape", "insert", args.clone(), metadata, [&input]).unwrap();
+        let command = OpCommand::new("mongotape", "insert", args.clone(), metadata, [&input]).unwrap();
         let body = Body::Command(command);
         let bytes = reencode(&body);
         // database, commandName, commandArgs, metadata, inputDocs: as 3.2 servers sent them.
@@ -918,11 +821,7 @@ mod tests {
         assert!(decoded.metadata().is_empty());
         assert_eq!(decoded.input_count(), 1);
 
-        let reply = OpCommandReply::new(
-            rawdoc! { "ok": 1, "n": 1 },
-            rawdoc! {},
-            [rawdoc! { "x": 1 }],
-        );
+        let reply = OpCommandReply::new(rawdoc! { "ok": 1, "n": 1 }, rawdoc! {}, [rawdoc! { "x": 1 }]);
         let body = Body::CommandReply(reply.clone());
         let Body::CommandReply(decoded) = decode(Bytes::from(reencode(&body))).unwrap() else {
             panic!()
@@ -935,18 +834,8 @@ mod tests {
     #[test]
     fn old_crud_opcodes_round_trip() {
         let bodies = [
-            Body::Insert(
-                OpInsert::new(1, "db.c", [rawdoc! { "a": 1 }, rawdoc! { "a": 2 }]).unwrap(),
-            ),
-            Body::Update(
-                OpUpdate::new(
-                    "db.c",
-                    3,
-                    rawdoc! { "a": 1 },
-                    rawdoc! { "$set": { "b": 2 } },
-                )
-                .unwrap(),
-            ),
+            Body::Insert(OpInsert::new(1, "db.c", [rawdoc! { "a": 1 }, rawdoc! { "a": 2 }]).unwrap()),
+            Body::Update(OpUpdate::new("db.c", 3, rawdoc! { "a": 1 }, rawdoc! { "$set": { "b": 2 } }).unwrap()),
             Body::Delete(OpDelete::new("db.c", 1, rawdoc! { "a": 1 }).unwrap()),
             Body::GetMore(OpGetMore::new("db.c", 100, 0x0102_0304_0506_0708).unwrap()),
             Body::KillCursors(OpKillCursors::new(&[7, -8])),
@@ -957,10 +846,9 @@ mod tests {
             assert_eq!(decoded, body);
             assert_eq!(reencode(&decoded), bytes);
         }
-        let Body::KillCursors(kill) = decode(Bytes::from(reencode(&Body::KillCursors(
-            OpKillCursors::new(&[7, -8]),
-        ))))
-        .unwrap() else {
+        let Body::KillCursors(kill) =
+            decode(Bytes::from(reencode(&Body::KillCursors(OpKillCursors::new(&[7, -8]))))).unwrap()
+        else {
             panic!()
         };
         assert_eq!(kill.cursor_ids().collect::<Vec<_>>(), [7, -8]);
@@ -968,23 +856,14 @@ mod tests {
 
     #[test]
     fn kill_cursors_ids_must_be_whole_and_counted() {
-        let payload = |count: i32, extra: &[u8]| {
-            cat(&[
-                &0i32.to_le_bytes(),
-                &count.to_le_bytes(),
-                &7i64.to_le_bytes(),
-                extra,
-            ])
-        };
+        let payload =
+            |count: i32, extra: &[u8]| cat(&[&0i32.to_le_bytes(), &count.to_le_bytes(), &7i64.to_le_bytes(), extra]);
         assert_eq!(
             decode(frame(2007, &payload(2, &[]))).unwrap_err(),
             err(
                 "OP_KILL_CURSORS.numberOfCursorIDs",
                 20,
-                DecodeErrorKind::CountMismatch {
-                    declared: 2,
-                    actual: 1
-                }
+                DecodeErrorKind::CountMismatch { declared: 2, actual: 1 }
             )
         );
         assert_eq!(
@@ -1002,11 +881,7 @@ mod tests {
         let unterminated = cat(&[&0u32.to_le_bytes(), b"db.c"]);
         assert_eq!(
             decode(frame(2002, &unterminated)).unwrap_err(),
-            err(
-                "OP_INSERT.fullCollectionName",
-                20,
-                DecodeErrorKind::UnterminatedString
-            )
+            err("OP_INSERT.fullCollectionName", 20, DecodeErrorKind::UnterminatedString)
         );
         let bad_utf8 = cat(&[
             &0i32.to_le_bytes(),
@@ -1016,11 +891,7 @@ mod tests {
         ]);
         assert_eq!(
             decode(frame(2005, &bad_utf8)).unwrap_err(),
-            err(
-                "OP_GET_MORE.fullCollectionName",
-                20,
-                DecodeErrorKind::InvalidUtf8
-            )
+            err("OP_GET_MORE.fullCollectionName", 20, DecodeErrorKind::InvalidUtf8)
         );
         assert_eq!(
             OpInsert::new(0, "a\0b", [rawdoc! {}]).unwrap_err(),

@@ -6,8 +6,7 @@ use super::compression::{Compressor, compress, decompress};
 use super::error::{DecodeError, DecodeErrorKind, EncodeError};
 use super::header::{HEADER_LEN, Header, OpCode};
 use super::legacy::{
-    OpCommand, OpCommandReply, OpDelete, OpGetMore, OpInsert, OpKillCursors, OpQuery, OpReply,
-    OpUpdate,
+    OpCommand, OpCommandReply, OpDelete, OpGetMore, OpInsert, OpKillCursors, OpQuery, OpReply, OpUpdate,
 };
 use super::msg::OpMsg;
 use super::reader::Reader;
@@ -60,12 +59,7 @@ impl Body {
     }
 
     /// Appends this body as a whole uncompressed message with the given ids.
-    pub fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Body::Msg(m) => m.encode(request_id, response_to, dst),
             Body::Reply(m) => m.encode(request_id, response_to, dst),
@@ -173,11 +167,7 @@ impl Message {
         })
     }
 
-    fn decode_compressed(
-        outer: Header,
-        bytes: Bytes,
-        max_message_size: usize,
-    ) -> Result<Message, DecodeError> {
+    fn decode_compressed(outer: Header, bytes: Bytes, max_message_size: usize) -> Result<Message, DecodeError> {
         let mut reader = Reader::new(&bytes, HEADER_LEN, bytes.len());
         let original = reader.i32("OP_COMPRESSED.originalOpcode")?;
         let op_code = OpCode::from_code(original).ok_or(DecodeError {
@@ -313,8 +303,7 @@ impl Message {
 
     /// Appends the message, uncompressed, re-encoded from its parts.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        self.body
-            .encode(self.header.request_id, self.header.response_to, dst)
+        self.body.encode(self.header.request_id, self.header.response_to, dst)
     }
 
     /// Appends the message wrapped in OP_COMPRESSED.
@@ -341,8 +330,7 @@ pub fn compress_message(
         return Err(EncodeError::TooLarge(message.len()));
     };
     let payload = message.get(HEADER_LEN..).unwrap_or_default();
-    let uncompressed_size =
-        i32::try_from(payload.len()).map_err(|_| EncodeError::TooLarge(message.len()))?;
+    let uncompressed_size = i32::try_from(payload.len()).map_err(|_| EncodeError::TooLarge(message.len()))?;
     let mut compressed = Vec::new();
     compress(compressor, payload, level, &mut compressed)?;
     write_message(
@@ -395,26 +383,17 @@ mod tests {
     use crate::wire::test_support::frame;
 
     const MAX: usize = super::super::DEFAULT_MAX_MESSAGE_SIZE;
-    const COMPRESSORS: [Compressor; 4] = [
-        Compressor::Noop,
-        Compressor::Snappy,
-        Compressor::Zlib,
-        Compressor::Zstd,
-    ];
+    const COMPRESSORS: [Compressor; 4] = [Compressor::Noop, Compressor::Snappy, Compressor::Zlib, Compressor::Zstd];
 
     fn reply(n: i32) -> Message {
-        let batch: Vec<_> = (0..n)
-            .map(|i| rawdoc! { "_id": i, "pad": "x".repeat(100) })
-            .collect();
+        let batch: Vec<_> = (0..n).map(|i| rawdoc! { "_id": i, "pad": "x".repeat(100) }).collect();
         let body = rawdoc! { "cursor": { "id": 0_i64, "ns": "db.c", "nextBatch": bson::RawArrayBuf::from_iter(batch) }, "ok": 1.0 };
         Message::new(5, 4, Body::Msg(OpMsg::new(body)))
     }
 
     fn compressed(message: &Message, compressor: Compressor) -> Bytes {
         let mut out = BytesMut::new();
-        message
-            .encode_compressed(compressor, None, &mut out)
-            .unwrap();
+        message.encode_compressed(compressor, None, &mut out).unwrap();
         out.freeze()
     }
 
@@ -429,11 +408,7 @@ mod tests {
     }
 
     fn err(field: &'static str, offset: usize, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError {
-            field,
-            offset,
-            kind,
-        }
+        DecodeError { field, offset, kind }
     }
 
     #[test]
@@ -455,11 +430,7 @@ mod tests {
                     wire_length: wire.len()
                 })
             );
-            assert_eq!(
-                decoded.raw(),
-                &plain,
-                "{compressor}: the header is restored"
-            );
+            assert_eq!(decoded.raw(), &plain, "{compressor}: the header is restored");
             if compressor != Compressor::Noop {
                 assert!(wire.len() < plain.len(), "{compressor} did not compress");
             }
@@ -487,11 +458,7 @@ mod tests {
         );
         assert_eq!(
             Message::decode(op_compressed(77, 5, 0, payload), MAX).unwrap_err(),
-            err(
-                "OP_COMPRESSED.originalOpcode",
-                16,
-                DecodeErrorKind::UnknownOpCode(77)
-            )
+            err("OP_COMPRESSED.originalOpcode", 16, DecodeErrorKind::UnknownOpCode(77))
         );
         assert_eq!(
             Message::decode(op_compressed(2013, -5, 0, payload), MAX).unwrap_err(),
@@ -506,29 +473,19 @@ mod tests {
             err(
                 "OP_COMPRESSED.uncompressedSize",
                 20,
-                DecodeErrorKind::LengthTooLarge {
-                    length: 1016,
-                    max: 500
-                }
+                DecodeErrorKind::LengthTooLarge { length: 1016, max: 500 }
             )
         );
         assert_eq!(
             Message::decode(op_compressed(2013, 5, 4, payload), MAX).unwrap_err(),
-            err(
-                "OP_COMPRESSED.compressorId",
-                24,
-                DecodeErrorKind::UnknownCompressor(4)
-            )
+            err("OP_COMPRESSED.compressorId", 24, DecodeErrorKind::UnknownCompressor(4))
         );
         assert_eq!(
             Message::decode(op_compressed(2013, 9, 0, payload), MAX).unwrap_err(),
             err(
                 "OP_COMPRESSED.compressedMessage",
                 25,
-                DecodeErrorKind::UncompressedSizeMismatch {
-                    declared: 9,
-                    actual: 5
-                }
+                DecodeErrorKind::UncompressedSizeMismatch { declared: 9, actual: 5 }
             )
         );
         assert_eq!(
@@ -550,11 +507,7 @@ mod tests {
         let decoded = Message::decode(op_compressed(2013, 5, 0, &[0, 0, 0, 0, 9]), MAX);
         assert_eq!(
             decoded.unwrap_err(),
-            err(
-                "OP_MSG.section.kind",
-                20,
-                DecodeErrorKind::UnknownSectionKind(9)
-            )
+            err("OP_MSG.section.kind", 20, DecodeErrorKind::UnknownSectionKind(9))
         );
     }
 
@@ -579,11 +532,7 @@ mod tests {
         longer.push(0);
         assert_eq!(
             Message::decode(Bytes::from(longer), MAX).unwrap_err(),
-            err(
-                "header.messageLength",
-                0,
-                DecodeErrorKind::TrailingBytes { count: 1 }
-            )
+            err("header.messageLength", 0, DecodeErrorKind::TrailingBytes { count: 1 })
         );
         assert_eq!(
             Message::decode(bytes.clone(), len - 1).unwrap_err(),

@@ -42,10 +42,7 @@ pub use documents::{Documents, SharedDocument};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use framing::MessageDecoder;
 pub use header::{DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN, Header, OpCode};
-pub use legacy::{
-    OpCommand, OpCommandReply, OpDelete, OpGetMore, OpInsert, OpKillCursors, OpQuery, OpReply,
-    OpUpdate,
-};
+pub use legacy::{OpCommand, OpCommandReply, OpDelete, OpGetMore, OpInsert, OpKillCursors, OpQuery, OpReply, OpUpdate};
 pub use message::{Body, Compression, Message, compress_message};
 pub use msg::{DocumentSequence, MsgFlags, OpMsg, Section};
 

@@ -15,9 +15,7 @@ use bson::{RawDocument, RawDocumentBuf};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::DecodeError;
-use super::documents::{
-    Documents, SharedDocument, concat_documents, cstring_bytes, cstring_str, document_view,
-};
+use super::documents::{Documents, SharedDocument, concat_documents, cstring_bytes, cstring_str, document_view};
 use super::error::{DecodeErrorKind, EncodeError};
 use super::header::{HEADER_LEN, OpCode};
 use super::message::write_message;
@@ -208,9 +206,7 @@ impl OpMsg {
 
     /// Every section in wire order.
     pub fn sections(&self) -> impl Iterator<Item = Section<'_>> {
-        let (before, after) = self
-            .sequences
-            .split_at(self.body_position.min(self.sequences.len()));
+        let (before, after) = self.sequences.split_at(self.body_position.min(self.sequences.len()));
         before
             .iter()
             .map(Section::Sequence)
@@ -301,20 +297,10 @@ impl OpMsg {
         })
     }
 
-    pub(crate) fn encode(
-        &self,
-        request_id: i32,
-        response_to: i32,
-        dst: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, request_id: i32, response_to: i32, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let checksum = self.flags.contains(MsgFlags::CHECKSUM_PRESENT);
-        let sections_len: usize = 1
-            + self.body.len()
-            + self
-                .sequences
-                .iter()
-                .map(|s| 1 + s.size_field())
-                .sum::<usize>();
+        let sections_len: usize =
+            1 + self.body.len() + self.sequences.iter().map(|s| 1 + s.size_field()).sum::<usize>();
         let body_len = 4 + sections_len + if checksum { 4 } else { 0 };
         let start = write_message(dst, OpCode::Msg, request_id, response_to, body_len, |dst| {
             dst.put_u32_le(self.flags.0);
@@ -400,11 +386,7 @@ mod tests {
     }
 
     fn err(field: &'static str, offset: usize, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError {
-            field,
-            offset,
-            kind,
-        }
+        DecodeError { field, offset, kind }
     }
 
     fn encode(msg: &OpMsg) -> Vec<u8> {
@@ -488,9 +470,7 @@ mod tests {
 
     #[test]
     fn known_flags_decode_and_unknown_high_bits_are_kept() {
-        let flags = MsgFlags::MORE_TO_COME
-            | MsgFlags::EXHAUST_ALLOWED
-            | MsgFlags::from_bits_retain(1 << 24);
+        let flags = MsgFlags::MORE_TO_COME | MsgFlags::EXHAUST_ALLOWED | MsgFlags::from_bits_retain(1 << 24);
         let msg = OpMsg::new(rawdoc! { "getMore": 1_i64 }).with_flags(flags);
         let bytes = encode(&msg);
         let decoded = decode_msg(Bytes::from(bytes.clone())).unwrap();
@@ -507,11 +487,7 @@ mod tests {
             let bytes = frame(2013, &cat(&[&flags, &[0], &ping_doc()]));
             assert_eq!(
                 decode_msg(bytes).unwrap_err(),
-                err(
-                    "OP_MSG.flagBits",
-                    16,
-                    DecodeErrorKind::ReservedFlagBits(1 << bit)
-                ),
+                err("OP_MSG.flagBits", 16, DecodeErrorKind::ReservedFlagBits(1 << bit)),
                 "bit {bit}"
             );
         }
@@ -541,10 +517,7 @@ mod tests {
         assert_eq!(order, ["documents", "body", "other"]);
         let docs = msg.sequence("documents").unwrap();
         assert_eq!(docs.len(), 2);
-        let ids: Vec<i32> = docs
-            .documents()
-            .map(|d| d.get_i32("_id").unwrap())
-            .collect();
+        let ids: Vec<i32> = docs.documents().map(|d| d.get_i32("_id").unwrap()).collect();
         assert_eq!(ids, [1, 2]);
         assert!(msg.sequence("other").unwrap().is_empty());
         let mut out = BytesMut::new();
@@ -554,10 +527,7 @@ mod tests {
 
     #[test]
     fn missing_and_duplicate_bodies_are_errors() {
-        let only_sequence = frame(
-            2013,
-            &cat(&[&[0, 0, 0, 0], &sequence_section("documents", &[])]),
-        );
+        let only_sequence = frame(2013, &cat(&[&[0, 0, 0, 0], &sequence_section("documents", &[])]));
         assert_eq!(
             decode_msg(only_sequence).unwrap_err(),
             err("OP_MSG.sections", 35, DecodeErrorKind::MissingBody)
@@ -570,28 +540,17 @@ mod tests {
         let two_bodies = frame(2013, &cat(&[&[0, 0, 0, 0, 0], &doc, &[0], &doc]));
         assert_eq!(
             decode_msg(two_bodies).unwrap_err(),
-            err(
-                "OP_MSG.section.kind",
-                21 + doc.len(),
-                DecodeErrorKind::DuplicateBody
-            )
+            err("OP_MSG.section.kind", 21 + doc.len(), DecodeErrorKind::DuplicateBody)
         );
     }
 
     #[test]
     fn unknown_section_kind_is_an_error() {
-        let bytes = frame(
-            2013,
-            &cat(&[&[0, 0, 0, 0, 0], &ping_doc(), &[2, 5, 0, 0, 0, 0]]),
-        );
+        let bytes = frame(2013, &cat(&[&[0, 0, 0, 0, 0], &ping_doc(), &[2, 5, 0, 0, 0, 0]]));
         let offset = 21 + ping_doc().len();
         assert_eq!(
             decode_msg(bytes).unwrap_err(),
-            err(
-                "OP_MSG.section.kind",
-                offset,
-                DecodeErrorKind::UnknownSectionKind(2)
-            )
+            err("OP_MSG.section.kind", offset, DecodeErrorKind::UnknownSectionKind(2))
         );
     }
 
@@ -695,29 +654,15 @@ mod tests {
             )
         );
         // An identifier without its terminator.
-        let unterminated = frame(
-            2013,
-            &cat(&[flags, &[1], &7i32.to_le_bytes(), b"abc", &body]),
-        );
+        let unterminated = frame(2013, &cat(&[flags, &[1], &7i32.to_le_bytes(), b"abc", &body]));
         assert_eq!(
             decode_msg(unterminated).unwrap_err(),
-            err(
-                "OP_MSG.sequence.identifier",
-                25,
-                DecodeErrorKind::UnterminatedString
-            )
+            err("OP_MSG.sequence.identifier", 25, DecodeErrorKind::UnterminatedString)
         );
-        let not_utf8 = frame(
-            2013,
-            &cat(&[flags, &[1], &7i32.to_le_bytes(), b"\xff\xfe\0", &body]),
-        );
+        let not_utf8 = frame(2013, &cat(&[flags, &[1], &7i32.to_le_bytes(), b"\xff\xfe\0", &body]));
         assert_eq!(
             decode_msg(not_utf8).unwrap_err(),
-            err(
-                "OP_MSG.sequence.identifier",
-                25,
-                DecodeErrorKind::InvalidUtf8
-            )
+            err("OP_MSG.sequence.identifier", 25, DecodeErrorKind::InvalidUtf8)
         );
     }
 
@@ -735,12 +680,7 @@ mod tests {
         let doc = rawdoc! { "a": 1 }.into_bytes();
         let bytes = frame(
             2013,
-            &cat(&[
-                &[0, 0, 0, 0],
-                &sequence_section("d", &[&doc]),
-                &[0],
-                &ping_doc(),
-            ]),
+            &cat(&[&[0, 0, 0, 0], &sequence_section("d", &[&doc]), &[0], &ping_doc()]),
         );
         let range = bytes.as_ptr_range();
         let msg = decode_msg(bytes.clone()).unwrap();

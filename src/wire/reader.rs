@@ -65,11 +65,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader over the next `len` bytes, which this reader skips.
-    pub(crate) fn sub_reader(
-        &mut self,
-        len: usize,
-        field: &'static str,
-    ) -> Result<Reader<'a>, DecodeError> {
+    pub(crate) fn sub_reader(&mut self, len: usize, field: &'static str) -> Result<Reader<'a>, DecodeError> {
         let range = self.take(len, field)?;
         Ok(Reader {
             buf: self.buf,
@@ -78,11 +74,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(crate) fn take(
-        &mut self,
-        len: usize,
-        field: &'static str,
-    ) -> Result<Range<usize>, DecodeError> {
+    pub(crate) fn take(&mut self, len: usize, field: &'static str) -> Result<Range<usize>, DecodeError> {
         if len > self.remaining() {
             return Err(self.error(
                 field,
@@ -169,10 +161,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An optional trailing document: `None` when the reader is at its end.
-    pub(crate) fn optional_document(
-        &mut self,
-        field: &'static str,
-    ) -> Result<Option<Range<usize>>, DecodeError> {
+    pub(crate) fn optional_document(&mut self, field: &'static str) -> Result<Option<Range<usize>>, DecodeError> {
         if self.is_empty() {
             Ok(None)
         } else {
@@ -181,10 +170,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Zero or more documents up to the end; returns their range and count.
-    pub(crate) fn documents(
-        &mut self,
-        field: &'static str,
-    ) -> Result<(Range<usize>, usize), DecodeError> {
+    pub(crate) fn documents(&mut self, field: &'static str) -> Result<(Range<usize>, usize), DecodeError> {
         let start = self.pos;
         let mut count = 0;
         while !self.is_empty() {

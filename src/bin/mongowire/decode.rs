@@ -54,10 +54,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                     } else {
                         "the rest of the file cannot be framed"
                     };
-                    eprintln!(
-                        "{}: message at byte {offset}: {error}; {rest}",
-                        path.display()
-                    );
+                    eprintln!("{}: message at byte {offset}: {error}; {rest}", path.display());
                     status = ExitCode::FAILURE;
                 }
                 StreamItem::Truncated { offset, available } => {

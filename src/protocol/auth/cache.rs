@@ -36,11 +36,7 @@ impl ScramCache {
     }
 
     /// The keys for `key`: from the cache, else from `derive` (then cached).
-    pub(super) fn get_or_derive(
-        &self,
-        key: CacheKey,
-        derive: impl FnOnce() -> ScramKeys,
-    ) -> ScramKeys {
+    pub(super) fn get_or_derive(&self, key: CacheKey, derive: impl FnOnce() -> ScramKeys) -> ScramKeys {
         {
             let mut entries = self.lock();
             if let Some(position) = entries.iter().position(|(k, _)| *k == key) {
@@ -103,12 +99,7 @@ pub(super) struct CacheKey {
 }
 
 impl CacheKey {
-    pub(super) fn new(
-        hash: ScramHash,
-        prepared_password: &[u8],
-        salt: &[u8],
-        iterations: u32,
-    ) -> CacheKey {
+    pub(super) fn new(hash: ScramHash, prepared_password: &[u8], salt: &[u8], iterations: u32) -> CacheKey {
         CacheKey {
             hash,
             password: Sha256::digest(prepared_password).into(),
@@ -188,9 +179,6 @@ mod tests {
     fn debug_shows_neither_keys_nor_passwords() {
         let cache = ScramCache::default();
         cache.get_or_derive(key("s3cr3t-pw", b"s", 4096), || keys(0x41));
-        assert_eq!(
-            format!("{cache:?}"),
-            "ScramCache { capacity: 16, entries: 1 }"
-        );
+        assert_eq!(format!("{cache:?}"), "ScramCache { capacity: 16, entries: 1 }");
     }
 }

@@ -76,8 +76,7 @@ mod x509;
 
 pub use cache::ScramCache;
 pub use scram::{
-    CLIENT_NONCE_LEN, MIN_ITERATION_COUNT, ScramClient, ScramDone, ScramFinal, ScramServerDone,
-    ScramServerFinal,
+    CLIENT_NONCE_LEN, MIN_ITERATION_COUNT, ScramClient, ScramDone, ScramFinal, ScramServerDone, ScramServerFinal,
 };
 pub use x509::X509Client;
 
@@ -117,8 +116,8 @@ pub fn negotiate_mechanism(
         ))),
         Some(mechanism) => Ok(mechanism.clone()),
         None => {
-            let offers_sha256 = sasl_supported_mechs
-                .is_some_and(|mechs| mechs.iter().any(|m| m == AuthMechanism::ScramSha256.name()));
+            let offers_sha256 =
+                sasl_supported_mechs.is_some_and(|mechs| mechs.iter().any(|m| m == AuthMechanism::ScramSha256.name()));
             Ok(if offers_sha256 {
                 AuthMechanism::ScramSha256
             } else {
@@ -182,18 +181,11 @@ fn default_source<'a>(credential: &'a Credential, mechanism: &AuthMechanism) -> 
 
 /// Rejects credential fields that do not apply to SCRAM or X.509 (the spec asks drivers to
 /// raise such errors early rather than let the server fail obscurely).
-fn reject_mechanism_properties(
-    credential: &Credential,
-    mechanism: &AuthMechanism,
-) -> AuthResult<()> {
+fn reject_mechanism_properties(credential: &Credential, mechanism: &AuthMechanism) -> AuthResult<()> {
     if credential.mechanism_properties.is_empty() {
         return Ok(());
     }
-    let names: Vec<&str> = credential
-        .mechanism_properties
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let names: Vec<&str> = credential.mechanism_properties.keys().map(String::as_str).collect();
     Err(Box::new(auth_error(
         credential,
         mechanism,
@@ -384,10 +376,7 @@ mod tests {
 
     #[test]
     fn speculation_defaults_to_sha256() {
-        assert_eq!(
-            speculative_mechanism(&user(None)),
-            Some(AuthMechanism::ScramSha256)
-        );
+        assert_eq!(speculative_mechanism(&user(None)), Some(AuthMechanism::ScramSha256));
         assert_eq!(
             speculative_mechanism(&user(Some(AuthMechanism::ScramSha1))),
             Some(AuthMechanism::ScramSha1)
@@ -454,13 +443,9 @@ mod tests {
         let error = subject.check_ok(&rawdoc! { "ok": 0 }).unwrap_err();
         assert_eq!(error.reason, "the server refused (code 0)");
         // {ok: <a string whose length runs past the document>}
-        let corrupt =
-            RawDocument::from_bytes(b"\x0d\x00\x00\x00\x02ok\x00\xff\x00\x00\x00\x00").unwrap();
+        let corrupt = RawDocument::from_bytes(b"\x0d\x00\x00\x00\x02ok\x00\xff\x00\x00\x00\x00").unwrap();
         let error = subject.check_ok(corrupt).unwrap_err();
-        assert!(
-            error.reason.starts_with("the reply is not valid BSON"),
-            "{error}"
-        );
+        assert!(error.reason.starts_with("the reply is not valid BSON"), "{error}");
         assert_eq!(error.server_error, None);
     }
 
@@ -471,8 +456,7 @@ mod tests {
         credential
             .mechanism_properties
             .insert("SERVICE_NAME".into(), "mongodb".into());
-        let error =
-            reject_mechanism_properties(&credential, &AuthMechanism::ScramSha256).unwrap_err();
+        let error = reject_mechanism_properties(&credential, &AuthMechanism::ScramSha256).unwrap_err();
         assert!(error.reason.contains("SERVICE_NAME"), "{error}");
     }
 }

@@ -34,9 +34,7 @@ impl fmt::Display for SaslprepError {
             SaslprepError::Prohibited(class) => {
                 write!(f, "it contains a character SASLprep prohibits ({class})")
             }
-            SaslprepError::Unassigned => {
-                f.write_str("it contains a code point unassigned in Unicode 3.2")
-            }
+            SaslprepError::Unassigned => f.write_str("it contains a code point unassigned in Unicode 3.2"),
             SaslprepError::Bidirectional => f.write_str(
                 "it mixes right-to-left and left-to-right text, or right-to-left text does not \
                  both start and end it",
@@ -66,13 +64,7 @@ pub(crate) fn saslprep(input: &str) -> Result<Cow<'_, str>, SaslprepError> {
     let mapped = input
         .chars()
         .filter(|&c| !tables::commonly_mapped_to_nothing(c))
-        .map(|c| {
-            if tables::non_ascii_space_character(c) {
-                ' '
-            } else {
-                c
-            }
-        });
+        .map(|c| if tables::non_ascii_space_character(c) { ' ' } else { c });
     // Section 2.2, normalization form KC.
     let prepared: String = mapped.nfkc().collect();
     if prepared.is_empty() {
@@ -90,10 +82,7 @@ pub(crate) fn saslprep(input: &str) -> Result<Cow<'_, str>, SaslprepError> {
     // left-to-right ones, and must start and end with a right-to-left character.
     if prepared.chars().any(tables::bidi_r_or_al) {
         let starts = prepared.chars().next().is_some_and(tables::bidi_r_or_al);
-        let ends = prepared
-            .chars()
-            .next_back()
-            .is_some_and(tables::bidi_r_or_al);
+        let ends = prepared.chars().next_back().is_some_and(tables::bidi_r_or_al);
         if prepared.chars().any(tables::bidi_l) || !starts || !ends {
             return Err(SaslprepError::Bidirectional);
         }
@@ -109,10 +98,7 @@ fn prohibited_class(c: char) -> Option<&'static str> {
     let checks: [Prohibition; 10] = [
         (tables::non_ascii_space_character, "non-ASCII space"),
         (tables::ascii_control_character, "ASCII control character"),
-        (
-            tables::non_ascii_control_character,
-            "non-ASCII control character",
-        ),
+        (tables::non_ascii_control_character, "non-ASCII control character"),
         (tables::private_use, "private use character"),
         (tables::non_character_code_point, "non-character code point"),
         (tables::surrogate_code, "surrogate code point"),
@@ -177,10 +163,7 @@ mod tests {
     #[test]
     fn spaces_and_invisible_characters_are_mapped() {
         assert_eq!(prepared("a\u{00A0}b\u{3000}c").as_deref(), Ok("a b c"));
-        assert_eq!(
-            prepared("pass\u{200B}word\u{FEFF}").as_deref(),
-            Ok("password")
-        );
+        assert_eq!(prepared("pass\u{200B}word\u{FEFF}").as_deref(), Ok("password"));
         assert_eq!(prepared("ﬁ").as_deref(), Ok("fi")); // compatibility ligature
     }
 
@@ -191,37 +174,21 @@ mod tests {
             ("a\u{E000}", "private use character"),
             ("a\u{FDD0}", "non-character code point"),
             ("a\u{FFFD}", "character inappropriate for plain text"),
-            (
-                "a\u{2FF0}",
-                "character inappropriate for canonical representation",
-            ),
+            ("a\u{2FF0}", "character inappropriate for canonical representation"),
             ("a\u{200E}", "display-changing or deprecated character"),
             ("a\u{E0001}", "tagging character"),
             ("tab\tbed", "ASCII control character"),
         ];
         for (input, class) in cases {
-            assert_eq!(
-                prepared(input),
-                Err(SaslprepError::Prohibited(class)),
-                "{input:?}"
-            );
+            assert_eq!(prepared(input), Err(SaslprepError::Prohibited(class)), "{input:?}");
         }
     }
 
     #[test]
     fn right_to_left_text_must_be_consistent() {
-        assert_eq!(
-            prepared("\u{0627}\u{0628}").as_deref(),
-            Ok("\u{0627}\u{0628}")
-        );
-        assert_eq!(
-            prepared("\u{0627}1\u{0628}").as_deref(),
-            Ok("\u{0627}1\u{0628}")
-        );
-        assert_eq!(
-            prepared("\u{0627}a\u{0628}"),
-            Err(SaslprepError::Bidirectional)
-        );
+        assert_eq!(prepared("\u{0627}\u{0628}").as_deref(), Ok("\u{0627}\u{0628}"));
+        assert_eq!(prepared("\u{0627}1\u{0628}").as_deref(), Ok("\u{0627}1\u{0628}"));
+        assert_eq!(prepared("\u{0627}a\u{0628}"), Err(SaslprepError::Bidirectional));
         assert_eq!(prepared("1\u{0627}"), Err(SaslprepError::Bidirectional));
     }
 
@@ -235,12 +202,7 @@ mod tests {
 
     #[test]
     fn errors_never_quote_the_input() {
-        for input in [
-            "s3cr\u{0007}t",
-            "s3cr\u{E000}t",
-            "s3cr\u{0627}t",
-            "s3cr\u{0221}t",
-        ] {
+        for input in ["s3cr\u{0007}t", "s3cr\u{E000}t", "s3cr\u{0627}t", "s3cr\u{0221}t"] {
             let error = prepared(input).unwrap_err();
             let shown = format!("{error} {error:?}");
             assert!(!shown.contains("s3cr"), "{shown}");

@@ -70,12 +70,7 @@ impl ScramHash {
     }
 
     /// Whether `signature` is `HMAC(ServerKey, AuthMessage)`, compared in constant time.
-    fn server_signature_matches(
-        self,
-        server_key: &[u8],
-        auth_message: &str,
-        signature: &[u8],
-    ) -> bool {
+    fn server_signature_matches(self, server_key: &[u8], auth_message: &str, signature: &[u8]) -> bool {
         match self {
             ScramHash::Sha1 => signature_matches::<Sha1>(server_key, auth_message, signature),
             ScramHash::Sha256 => signature_matches::<Sha256>(server_key, auth_message, signature),
@@ -90,11 +85,7 @@ fn mac<D: EagerHash>(key: &[u8]) -> Hmac<D> {
 }
 
 fn hmac<D: EagerHash>(key: &[u8], data: &[u8]) -> Vec<u8> {
-    mac::<D>(key)
-        .chain_update(data)
-        .finalize()
-        .into_bytes()
-        .to_vec()
+    mac::<D>(key).chain_update(data).finalize().into_bytes().to_vec()
 }
 
 fn derive_keys<D: EagerHash>(password: &[u8], salt: &[u8], iterations: u32) -> ScramKeys {
@@ -117,11 +108,7 @@ fn client_proof<D: EagerHash>(client_key: &[u8], auth_message: &str) -> Vec<u8> 
         .collect()
 }
 
-fn signature_matches<D: EagerHash>(
-    server_key: &[u8],
-    auth_message: &str,
-    signature: &[u8],
-) -> bool {
+fn signature_matches<D: EagerHash>(server_key: &[u8], auth_message: &str, signature: &[u8]) -> bool {
     mac::<D>(server_key)
         .chain_update(auth_message.as_bytes())
         .verify_slice(signature)
@@ -190,12 +177,7 @@ impl ScramClient {
 
     /// The state for an already prepared password and a printable client nonce (also how the
     /// tests replay the RFC examples, whose nonces are not base64 of 24 bytes).
-    fn from_parts(
-        hash: ScramHash,
-        subject: Subject,
-        password: Password,
-        client_nonce: String,
-    ) -> ScramClient {
+    fn from_parts(hash: ScramHash, subject: Subject, password: Password, client_nonce: String) -> ScramClient {
         let client_first_bare = format!("n={},r={client_nonce}", sasl_name(&subject.user));
         ScramClient {
             hash,
@@ -253,16 +235,14 @@ impl ScramClient {
         subject.check_ok(reply)?;
         let conversation_id = ConversationId::read(subject, reply)?;
         if read_done(subject, reply)? {
-            return Err(subject
-                .error("the server ended the conversation before proving it knows the password"));
+            return Err(subject.error("the server ended the conversation before proving it knows the password"));
         }
         let server_first = read_text_payload(subject, reply, "server-first-message")?;
         let ServerFirst {
             nonce,
             salt,
             iterations,
-        } = parse_server_first(server_first, &self.client_nonce)
-            .map_err(|reason| subject.error(reason))?;
+        } = parse_server_first(server_first, &self.client_nonce).map_err(|reason| subject.error(reason))?;
 
         let password = self.password.expose().as_bytes();
         let key = CacheKey::new(self.hash, password, &salt, iterations);
@@ -323,9 +303,7 @@ impl ScramServerFinal {
             return Err(subject.error(format!("the server reported a SCRAM error: {error}")));
         }
         let Some(signature) = first.strip_prefix("v=") else {
-            return Err(subject.error(
-                "server-final-message has neither the server's signature (v=) nor an error (e=)",
-            ));
+            return Err(subject.error("server-final-message has neither the server's signature (v=) nor an error (e=)"));
         };
         let Ok(signature) = BASE64.decode(signature) else {
             return Err(subject.error("the server's signature (v=) is not valid base64"));
@@ -401,9 +379,7 @@ impl ScramServerDone {
             Ok(None) => {}
             Ok(Some(RawBsonRef::Binary(payload))) if payload.bytes.is_empty() => {}
             Ok(Some(RawBsonRef::Binary(_))) => {
-                return Err(subject.error(
-                    "the server sent more data after its final message (payload not empty)",
-                ));
+                return Err(subject.error("the server sent more data after its final message (payload not empty)"));
             }
             Ok(Some(other)) => return Err(subject.error(not_binary(other))),
             Err(error) => return Err(subject.error(invalid_bson(&error))),
@@ -481,21 +457,14 @@ impl ConversationId {
 fn read_done(subject: &Subject, reply: &RawDocument) -> AuthResult<bool> {
     match reply.get("done") {
         Ok(Some(RawBsonRef::Boolean(done))) => Ok(done),
-        Ok(Some(other)) => Err(subject.error(format!(
-            "the reply's done is {:?}, not a boolean",
-            other.element_type()
-        ))),
+        Ok(Some(other)) => Err(subject.error(format!("the reply's done is {:?}, not a boolean", other.element_type()))),
         Ok(None) => Err(subject.error("the reply has no done field")),
         Err(error) => Err(subject.error(invalid_bson(&error))),
     }
 }
 
 /// The reply's binary `payload` as the text of a SCRAM message.
-fn read_text_payload<'a>(
-    subject: &Subject,
-    reply: &'a RawDocument,
-    what: &str,
-) -> AuthResult<&'a str> {
+fn read_text_payload<'a>(subject: &Subject, reply: &'a RawDocument, what: &str) -> AuthResult<&'a str> {
     let payload = match reply.get("payload") {
         Ok(Some(RawBsonRef::Binary(payload))) => payload.bytes,
         Ok(Some(other)) => return Err(subject.error(not_binary(other))),
@@ -506,10 +475,7 @@ fn read_text_payload<'a>(
 }
 
 fn not_binary(payload: RawBsonRef<'_>) -> String {
-    format!(
-        "the reply's payload is {:?}, not binary data",
-        payload.element_type()
-    )
+    format!("the reply's payload is {:?}, not binary data", payload.element_type())
 }
 
 fn binary(bytes: &[u8]) -> RawBinaryRef<'_> {
@@ -536,9 +502,7 @@ fn parse_server_first<'a>(message: &'a str, client_nonce: &str) -> Result<Server
         return Err(format!("the server reported a SCRAM error: {error}"));
     }
     if first.starts_with("m=") {
-        return Err(
-            "the server requires a SCRAM extension (m=) that mongowire does not support".into(),
-        );
+        return Err("the server requires a SCRAM extension (m=) that mongowire does not support".into());
     }
     let nonce = attribute(Some(first), 'r', "the nonce")?;
     let salt = attribute(attributes.next(), 's', "the salt")?;
@@ -562,9 +526,7 @@ fn parse_server_first<'a>(message: &'a str, client_nonce: &str) -> Result<Server
     let iterations = match iterations.parse::<u32>() {
         Ok(count) if iterations.bytes().all(|b| b.is_ascii_digit()) => count,
         _ => {
-            return Err(format!(
-                "the iteration count {iterations:?} is not a number"
-            ));
+            return Err(format!("the iteration count {iterations:?} is not a number"));
         }
     };
     if iterations < MIN_ITERATION_COUNT {
@@ -735,10 +697,7 @@ mod tests {
             let (without_proof, proof) = payload.split_once(",p=").unwrap();
             let nonce = self.server_first.split(',').next().unwrap();
             assert_eq!(without_proof, format!("c=biws,{nonce}"));
-            let auth_message = format!(
-                "{},{},{without_proof}",
-                self.client_first_bare, self.server_first
-            );
+            let auth_message = format!("{},{},{without_proof}", self.client_first_bare, self.server_first);
             // The server's check: recover ClientKey from the proof, compare its hash.
             let hash = self.user.hash;
             let signature = t_hmac(hash, &self.user.stored_key, auth_message.as_bytes());
@@ -787,11 +746,7 @@ mod tests {
     }
 
     /// Runs a whole conversation of `client` against `server`.
-    fn converse(
-        client: ScramClient,
-        server: &mut Server<'_>,
-        cache: &ScramCache,
-    ) -> AuthResult<ScramDone> {
+    fn converse(client: ScramClient, server: &mut Server<'_>, cache: &ScramCache) -> AuthResult<ScramDone> {
         let first = server.sasl_start(&client.sasl_start());
         let (expect_final, sasl_continue) = client.handle_server_first(&first, cache)?;
         let last = server.sasl_continue(&sasl_continue);
@@ -859,8 +814,7 @@ mod tests {
             payload_text(&client.sasl_start()),
             "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL"
         );
-        let server_first =
-            b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
+        let server_first = b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
         let (expect_final, command) = client
             .handle_server_first(&reply(1, false, server_first), &ScramCache::default())
             .unwrap();
@@ -885,10 +839,7 @@ mod tests {
             Password::new("pencil"),
             "rOprNGfwEbeRWgbNEkqO".into(),
         );
-        assert_eq!(
-            payload_text(&client.sasl_start()),
-            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
-        );
+        assert_eq!(payload_text(&client.sasl_start()), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
         let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
             s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
         let (expect_final, command) = client
@@ -1006,10 +957,7 @@ mod tests {
         let ix = StoredUser::sha256("IX", "IX");
         for password in ["IX", "I\u{00AD}X"] {
             let client = client(AuthMechanism::ScramSha256, "IX", password, 8);
-            assert!(
-                converse(client, &mut Server::new(&ix), &CACHE).is_ok(),
-                "{password:?}"
-            );
+            assert!(converse(client, &mut Server::new(&ix), &CACHE).is_ok(), "{password:?}");
         }
         let nine = StoredUser::sha256("\u{2168}", "IV");
         for password in ["IV", "I\u{00AD}V", "\u{2163}"] {
@@ -1038,8 +986,7 @@ mod tests {
     fn a_password_saslprep_refuses_fails_early_without_showing_it() {
         for password in ["s3cr3t\u{0007}pw", "s3cr3t\u{E000}pw", "\u{0627}s3cr3t-pw"] {
             let credential = credential("user", password);
-            let error =
-                ScramClient::new(&AuthMechanism::ScramSha256, &credential, &[0; 24]).unwrap_err();
+            let error = ScramClient::new(&AuthMechanism::ScramSha256, &credential, &[0; 24]).unwrap_err();
             assert!(error.reason.contains("SASLprep"), "{error}");
             let shown = format!("{error} {error:?}");
             assert!(!shown.contains("s3cr3t"), "{shown}");
@@ -1067,11 +1014,7 @@ mod tests {
                 },
                 "needs a user name",
             ),
-            (
-                AuthMechanism::ScramSha256,
-                credential("", "pw"),
-                "needs a user name",
-            ),
+            (AuthMechanism::ScramSha256, credential("", "pw"), "needs a user name"),
             (
                 AuthMechanism::ScramSha1,
                 Credential {
@@ -1107,10 +1050,7 @@ mod tests {
             .unwrap();
         shown += &format!("{outcome:?}");
         assert!(!shown.contains("s3cr3t-pw"), "{shown}");
-        assert!(
-            shown.contains("user") && shown.contains("<redacted>"),
-            "{shown}"
-        );
+        assert!(shown.contains("user") && shown.contains("<redacted>"), "{shown}");
     }
 
     // ----- what the server sends, checked -----
@@ -1119,12 +1059,7 @@ mod tests {
 
     fn fixed_client() -> ScramClient {
         let subject = Subject::new(&credential("user", ""), &AuthMechanism::ScramSha256);
-        ScramClient::from_parts(
-            ScramHash::Sha256,
-            subject,
-            Password::new("pencil"),
-            NONCE.into(),
-        )
+        ScramClient::from_parts(ScramHash::Sha256, subject, Password::new("pencil"), NONCE.into())
     }
 
     fn server_first_error(reply: &RawDocument) -> String {
@@ -1162,33 +1097,16 @@ mod tests {
             low,
             "the server asked for 4095 iterations, fewer than the minimum of 4096"
         );
-        for count in [
-            "",
-            "-4096",
-            "+4096",
-            "4096.0",
-            "0x1000",
-            "99999999999",
-            " 4096",
-        ] {
-            assert!(
-                salted(&nonce, &salt, count).contains("is not a number"),
-                "{count:?}"
-            );
+        for count in ["", "-4096", "+4096", "4096.0", "0x1000", "99999999999", " 4096"] {
+            assert!(salted(&nonce, &salt, count).contains("is not a number"), "{count:?}");
         }
     }
 
     #[test]
     fn salts_must_be_base64() {
         let nonce = format!("{NONCE}srv");
-        assert_eq!(
-            salted(&nonce, "not*base64", "4096"),
-            "the salt is not valid base64"
-        );
-        assert_eq!(
-            salted(&nonce, "c2FsdA", "4096"),
-            "the salt is not valid base64"
-        ); // unpadded
+        assert_eq!(salted(&nonce, "not*base64", "4096"), "the salt is not valid base64");
+        assert_eq!(salted(&nonce, "c2FsdA", "4096"), "the salt is not valid base64"); // unpadded
         assert_eq!(salted(&nonce, "", "4096"), "the salt is empty");
     }
 
@@ -1199,23 +1117,11 @@ mod tests {
         let cases = [
             (format!("s={salt},r={nonce},i=4096"), "lacks the nonce (r=)"),
             (format!("r={nonce},i=4096"), "lacks the salt (s=)"),
-            (
-                format!("r={nonce},s={salt}"),
-                "lacks the iteration count (i=)",
-            ),
-            (
-                format!("r={nonce},s={salt},i4096"),
-                "lacks the iteration count (i=)",
-            ),
+            (format!("r={nonce},s={salt}"), "lacks the iteration count (i=)"),
+            (format!("r={nonce},s={salt},i4096"), "lacks the iteration count (i=)"),
             (String::new(), "lacks the nonce (r=)"),
-            (
-                format!("m=ext,r={nonce},s={salt},i=4096"),
-                "SCRAM extension (m=)",
-            ),
-            (
-                "e=unknown-user".to_owned(),
-                "reported a SCRAM error: unknown-user",
-            ),
+            (format!("m=ext,r={nonce},s={salt},i=4096"), "SCRAM extension (m=)"),
+            ("e=unknown-user".to_owned(), "reported a SCRAM error: unknown-user"),
         ];
         for (message, reason) in cases {
             let error = first_message(&message);
@@ -1258,10 +1164,7 @@ mod tests {
                 rawdoc! { "conversationId": 1, "done": true, "payload": payload.clone() },
                 "ended the conversation before proving",
             ),
-            (
-                rawdoc! { "conversationId": 1, "done": false, "ok": 1 },
-                "no payload",
-            ),
+            (rawdoc! { "conversationId": 1, "done": false, "ok": 1 }, "no payload"),
             (
                 rawdoc! { "conversationId": 1, "done": false, "payload": message.as_str() },
                 "payload is String, not binary data",
@@ -1332,10 +1235,7 @@ mod tests {
         for forged in forgeries {
             for done in [true, false] {
                 let error = final_error(&reply(1, done, forged.as_bytes()));
-                assert!(
-                    error.contains("server signature does not match"),
-                    "{forged}: {error}"
-                );
+                assert!(error.contains("server signature does not match"), "{forged}: {error}");
             }
         }
         assert_eq!(

@@ -33,9 +33,7 @@ impl X509Client {
             .as_deref()
             .is_some_and(|source| source != EXTERNAL_SOURCE)
         {
-            return Err(fail(
-                "MONGODB-X509 users live in the $external database only",
-            ));
+            return Err(fail("MONGODB-X509 users live in the $external database only"));
         }
         reject_mechanism_properties(credential, &mechanism)?;
         Ok(X509Client {
@@ -142,10 +140,7 @@ mod tests {
         assert_eq!(error.mechanism, "MONGODB-X509");
         assert_eq!(error.source_db, "$external");
         assert!(error.reason.contains("Could not find user"), "{error}");
-        assert_eq!(
-            error.server_error.map(|e| e.code_name).as_deref(),
-            Some("UserNotFound")
-        );
+        assert_eq!(error.server_error.map(|e| e.code_name).as_deref(), Some("UserNotFound"));
     }
 
     #[test]
