@@ -10,7 +10,7 @@ use bson::oid::ObjectId;
 
 use super::description::{ServerDescription, ServerType, compare_topology_versions};
 use super::errors::{ApplicationError, ApplicationErrorKind};
-use crate::error::Error;
+use crate::error::{Error, ProtocolErrorKind};
 use crate::protocol::ServerAddress;
 
 /// The oldest wire version mongowire speaks: 8, MongoDB 4.2 (the same floor the connection
@@ -156,6 +156,13 @@ impl Incompatibility {
             ),
         }
     }
+
+    fn field(&self) -> &'static str {
+        match self {
+            Incompatibility::TooNew { .. } => "minWireVersion",
+            Incompatibility::TooOld { .. } => "maxWireVersion",
+        }
+    }
 }
 
 /// Everything the client knows about the deployment, and the rules that keep it current.
@@ -163,7 +170,8 @@ impl Incompatibility {
 /// No I/O and no clock: monitors hand in what they saw ([`apply`](Self::apply),
 /// [`handle_check_network_error`](Self::handle_check_network_error)), operations hand in
 /// how they failed ([`handle_application_error`](Self::handle_application_error)), and each
-/// call answers with the [`TopologyChange`] the driver must carry out.
+/// call answers with the [`TopologyChange`] the driver must carry out. Server selection reads
+/// it through [`select`](super::select).
 #[derive(Debug, Clone)]
 pub struct TopologyDescription {
     topology_type: TopologyType,
@@ -323,6 +331,21 @@ impl TopologyDescription {
     /// overlap mongowire's; worded as the specification asks.
     pub fn compatibility_error(&self) -> Option<String> {
         self.incompatibility.as_ref().map(Incompatibility::message)
+    }
+
+    /// `Err` when the deployment is incompatible: server selection fails at once rather than
+    /// waiting for a server that would be refused anyway.
+    pub(crate) fn check_compatible(&self) -> Result<(), Error> {
+        match &self.incompatibility {
+            None => Ok(()),
+            Some(incompatibility) => Err(Error::protocol(
+                "server selection",
+                ProtocolErrorKind::InvalidField {
+                    field: incompatibility.field(),
+                    problem: incompatibility.message(),
+                },
+            )),
+        }
     }
 
     /// The generation of a server's pool (of one service's connections, behind a load
@@ -1341,6 +1364,7 @@ mod tests {
         t.apply(described("a", &primary_reply("rs", &["a", "b"])));
         assert_eq!(t.compatibility_error(), None);
         // An unchecked server does not count.
+        assert!(t.check_compatible().is_ok());
         let too_new = with(
             with(secondary_reply("rs", &["a", "b"]), "minWireVersion", 999),
             "maxWireVersion",
@@ -1353,6 +1377,8 @@ mod tests {
                 "Server at b:27017 requires wire version 999, but this version of mongowire only supports up to 25."
             )
         );
+        let error = t.check_compatible().unwrap_err().to_string();
+        assert!(error.contains("field minWireVersion"), "{error}");
 
         let old = with(secondary_reply("rs", &["a", "b"]), "maxWireVersion", 7);
         t.apply(described("b", &old));
