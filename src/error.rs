@@ -322,10 +322,6 @@ mod tests {
 
     #[test]
     fn results_stay_small() {
-        assert!(
-            size_of::<Error>() <= 88,
-            "{}",
-            size_of::<Error>()
-        );
+        assert!(size_of::<Error>() <= 88, "{}", size_of::<Error>());
     }
 }
