@@ -92,6 +92,19 @@ pub(super) struct Requested {
     pub(super) properties: BTreeMap<String, String>,
 }
 
+impl Requested {
+    /// What an already resolved credential asked for, to resolve it again with another
+    /// `authSource` (one from a TXT record).
+    pub(super) fn from_credential(credential: Credential) -> Requested {
+        Requested {
+            username: credential.username,
+            password: credential.password,
+            mechanism: credential.mechanism,
+            properties: credential.mechanism_properties,
+        }
+    }
+}
+
 /// How a mechanism treats each part of a credential.
 struct Rules {
     /// The user name must be given (and not be empty).

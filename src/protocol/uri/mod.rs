@@ -1,7 +1,11 @@
 //! The `mongodb://` and `mongodb+srv://` connection string: a strict parser with no I/O.
 //!
 //! [`ConnectionString::parse`] follows the Connection String and URI Options specifications
-//! and the credential rules of the Authentication specification.
+//! and the credential rules of the Authentication specification. For `mongodb+srv://` it also
+//! does the half of the Initial DNS Seedlist Discovery specification that needs no network:
+//! [`ConnectionString::srv_query_name`] names the SRV query, the driver performs the SRV and
+//! TXT lookups, and [`ConnectionString::apply_srv_records`] checks the answers and turns them
+//! into the seed list and options.
 //!
 //! ```
 //! use mongowire::protocol::uri::ConnectionString;
@@ -35,6 +39,7 @@
 
 mod credential;
 mod options;
+mod srv;
 mod text;
 
 use std::collections::HashSet;
@@ -47,10 +52,11 @@ use crate::protocol::{Credential, DEFAULT_PORT, ServerAddress};
 use crate::{Error, Result};
 
 use credential::Requested;
-use options::Collected;
+use options::{Collected, Origin};
 use text::{DecodeProblem, Source, invalid, percent_decode};
 
 pub use options::{ServerMonitoringMode, UriOptions};
+pub use srv::validate_srv_target;
 
 /// The scheme of a connection string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,7 +85,8 @@ pub struct ConnectionString {
     /// The scheme.
     pub scheme: Scheme,
     /// The seed list, in order, without duplicates. For `mongodb+srv://`, the SRV host name
-    /// (with the default port, as that scheme allows none).
+    /// (with the default port, as that scheme allows none) until
+    /// [`ConnectionString::apply_srv_records`] replaces it with the SRV targets.
     pub hosts: Vec<ServerAddress>,
     /// Who to authenticate as: the user info with `authSource`, `authMechanism` and
     /// `authMechanismProperties`, the source resolved per mechanism. `None` when the string asks
@@ -92,7 +99,15 @@ pub struct ConnectionString {
     /// What the parser ignored or found deprecated (unknown options, repeated keys, legacy
     /// booleans), for the caller to log. Never holds a secret.
     pub warnings: Vec<String>,
+    srv: Option<SrvHost>,
     redacted: String,
+}
+
+/// The host name of a `mongodb+srv://` string and whether its DNS records were applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SrvHost {
+    name: String,
+    resolved: bool,
 }
 
 impl ConnectionString {
@@ -156,7 +171,7 @@ impl ConnectionString {
         let mut collected = Collected::default();
         if let Some(query) = query {
             for pair in options::split_query(&source, query, &mut collected.warnings)? {
-                collected.apply(&source, &pair)?;
+                collected.apply(&source, &pair, Origin::ConnectionString)?;
             }
         }
         options::validate(&collected.options).map_err(invalid)?;
@@ -189,6 +204,13 @@ impl ConnectionString {
             default_database.as_deref(),
         )?;
 
+        let srv = (scheme == Scheme::Srv).then(|| SrvHost {
+            name: hosts
+                .first()
+                .map(|host| host.name.to_ascii_lowercase())
+                .unwrap_or_default(),
+            resolved: false,
+        });
         let addresses = unique(
             hosts
                 .iter()
@@ -201,6 +223,7 @@ impl ConnectionString {
             default_database,
             options: collected.options,
             warnings: collected.warnings,
+            srv,
             redacted: redact(uri, secret_ranges),
         })
     }
@@ -257,6 +280,7 @@ impl fmt::Debug for ConnectionString {
             .field("default_database", &self.default_database)
             .field("options", &self.options)
             .field("warnings", &self.warnings)
+            .field("srv", &self.srv)
             .finish_non_exhaustive()
     }
 }

@@ -384,6 +384,18 @@ pub(super) fn split_query(
     Ok(pairs)
 }
 
+/// Where options come from: the connection string, or the TXT record of a `mongodb+srv` host,
+/// which may only set three of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    ConnectionString,
+    TxtRecord,
+}
+
+/// The Initial DNS Seedlist Discovery spec lets a TXT record set these three options only.
+const NOT_IN_TXT: &str =
+    "is not allowed in a TXT record (only authSource, replicaSet and loadBalanced)";
+
 /// Options read so far, with the credential options that end up in the credential, the byte
 /// ranges of secret values (for the redacted form) and warnings.
 #[derive(Debug, Default)]
@@ -400,9 +412,15 @@ pub(super) struct Collected {
 
 impl Collected {
     /// Reads one pair into the options.
-    pub(super) fn apply(&mut self, source: &Source<'_>, pair: &Pair) -> Result<()> {
+    pub(super) fn apply(&mut self, source: &Source<'_>, pair: &Pair, origin: Origin) -> Result<()> {
         let key_text = source.get(pair.key.clone());
         let Some(key) = Key::from_name(key_text) else {
+            if origin == Origin::TxtRecord {
+                return Err(source.invalid(format!(
+                    "option {} {NOT_IN_TXT}",
+                    source.quote(pair.key.clone())
+                )));
+            }
             // Options of other drivers may hold secrets too (sslPEMKeyPassword, ...).
             if key_text.to_ascii_lowercase().contains("password") {
                 self.secret_ranges.push(pair.value.clone());
@@ -410,6 +428,11 @@ impl Collected {
             self.warnings.push(unknown_option(source, pair));
             return Ok(());
         };
+        if origin == Origin::TxtRecord
+            && !matches!(key, Key::AuthSource | Key::ReplicaSet | Key::LoadBalanced)
+        {
+            return Err(source.invalid(format!("option {} {NOT_IN_TXT}", key.name())));
+        }
         let secret = matches!(
             key,
             Key::TlsCertificateKeyFilePassword | Key::ProxyPassword | Key::AuthMechanismProperties

@@ -36,7 +36,8 @@ fn usage_error(context: &str, problem: impl std::fmt::Display) -> Error {
     Error::usage(format!("{context}: {problem}{note}"))
 }
 
-/// The text being parsed, the byte range that may hold a password, and how its errors begin.
+/// The text being parsed (a connection string or a TXT record), the byte range that may hold
+/// a password, and how its errors begin.
 pub(super) struct Source<'a> {
     text: &'a str,
     secret: Option<Range<usize>>,
@@ -58,6 +59,15 @@ impl<'a> Source<'a> {
             text,
             secret,
             context: "invalid connection string".into(),
+        }
+    }
+
+    /// Text that holds no password (a TXT record), quoted freely; errors begin with `context`.
+    pub(super) fn plain(text: &'a str, context: String) -> Source<'a> {
+        Source {
+            text,
+            secret: None,
+            context,
         }
     }
 
@@ -200,5 +210,9 @@ mod tests {
         assert_eq!(source.show(39..40), "b");
         let no_at = Source::connection_string("mongodb://db:1/?w=2", 10);
         assert_eq!(no_at.quote(10..14), "\"db:1\"");
+        assert_eq!(
+            Source::plain("replicaSet=a@b", String::new()).quote(0..10),
+            "\"replicaSet\""
+        );
     }
 }
