@@ -1,1 +1,0 @@
-//! The `mongodb://` and `mongodb+srv://` connection string.
