@@ -7,7 +7,7 @@
 //! stream can no longer be trusted, and the pool drops it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use bson::RawDocument;
@@ -22,7 +22,6 @@ use crate::wire::{Body, Compressor, Message, MessageDecoder, OpMsg, SharedDocume
 
 /// Request ids are unique across the process, which makes captures and logs easy to follow.
 static NEXT_REQUEST_ID: AtomicI32 = AtomicI32::new(1);
-static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Reads grow the buffer by at least this much; more when a large message is arriving, by
 /// doubling, so a 16 MB reply takes a handful of reads and the buffer never exceeds twice what
@@ -83,7 +82,6 @@ pub(crate) struct ConnectionSettings {
 /// An established connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    pub(crate) id: u64,
     address: ServerAddress,
     stream: Stream,
     read_buf: BytesMut,
@@ -101,7 +99,6 @@ impl Connection {
     /// Wraps a connected stream; the handshake is run by the caller.
     pub(crate) fn new(address: ServerAddress, stream: Stream, socket_timeout: Option<Duration>) -> Connection {
         Connection {
-            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             address,
             stream,
             read_buf: BytesMut::with_capacity(MIN_READ),
@@ -138,6 +135,7 @@ impl Connection {
     }
 
     /// The wire version the server reported, 0 before the handshake.
+    #[cfg(test)]
     pub(crate) fn max_wire_version(&self) -> i32 {
         self.hello.as_ref().map_or(0, |h| h.max_wire_version)
     }

@@ -5,14 +5,20 @@
 //! to send and what a reply means lives in [`crate::protocol`].
 
 mod auth;
+mod client;
 mod connection;
+mod cursor;
 mod handshake;
+mod operation;
 mod pool;
 mod srv;
 mod stream;
 mod tls;
+mod topology;
 
+pub use client::{Client, ClientOptions, Collection, Database, InsertManyResult, InsertOneResult};
 pub use connection::Reply;
+pub use cursor::Cursor;
 pub use tls::{TlsOptions, TrustRoots};
 
 #[cfg(test)]

@@ -31,8 +31,6 @@ pub(crate) struct PoolOptions {
 struct PoolState {
     idle: Vec<Connection>,
     generation: u32,
-    /// Connections ever opened, for tests and monitoring.
-    opened: u64,
 }
 
 /// The pool for one server.
@@ -109,7 +107,6 @@ impl Pool {
                     return Ok(self.pooled(connection, permit));
                 }
             }
-            state.opened += 1;
             state.generation
         };
         let mut connection = open(&self.address, &self.connection_options)
@@ -139,13 +136,6 @@ impl Pool {
     pub(crate) fn close(&self) {
         self.permits.close();
         lock(&self.state).idle.clear();
-    }
-
-    /// Connections opened so far and connections idle now.
-    #[cfg(test)]
-    pub(crate) fn stats(&self) -> (u64, usize) {
-        let state = lock(&self.state);
-        (state.opened, state.idle.len())
     }
 
     fn error(&self, kind: TransportErrorKind, message: String) -> Error {

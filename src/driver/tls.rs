@@ -75,7 +75,7 @@ fn root_store(options: &TlsOptions) -> Result<RootCertStore, Error> {
 }
 
 /// Builds the rustls configuration once per client; connections share it.
-pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
+pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -86,7 +86,11 @@ impl fmt::Debug for Credential {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("source", &self.source)
             .field("mechanism", &self.mechanism)
-            .field("mechanism_properties", &self.mechanism_properties)
+            // Property values can be secrets (AWS_SESSION_TOKEN): only their names are shown.
+            .field(
+                "mechanism_properties",
+                &self.mechanism_properties.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -102,8 +106,16 @@ mod tests {
             password: Some(Password::new("s3cr3t-pw")),
             ..Credential::default()
         };
+        let mut credential = credential;
+        credential
+            .mechanism_properties
+            .insert("AWS_SESSION_TOKEN".into(), "token-value-xyz".into());
         let shown = format!("{credential:?} {:?}", credential.password);
-        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t-pw") && !shown.contains("token-value-xyz"),
+            "{shown}"
+        );
+        assert!(shown.contains("AWS_SESSION_TOKEN"));
         assert!(shown.contains("alice") && shown.contains("<redacted>"));
     }
 

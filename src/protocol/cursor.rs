@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use bson::{RawBson, RawBsonRef, RawDocument, RawDocumentBuf, raw::cstr, rawdoc};
+use bson::{RawBson, RawBsonRef, RawDocument, raw::cstr, rawdoc};
 
 use crate::error::{Error, ProtocolErrorKind};
 use crate::protocol::crud::Command;
@@ -224,7 +224,7 @@ pub fn kill_confirmed(body: &RawDocument, id: i64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use bson::RawArrayBuf;
+    use bson::{RawArrayBuf, RawDocumentBuf};
     use bytes::Bytes;
 
     use super::*;

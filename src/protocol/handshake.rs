@@ -5,11 +5,8 @@ use bson::{RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf, raw::cstr, rawd
 
 use crate::error::{Error, ProtocolErrorKind};
 use crate::protocol::reply;
+use crate::protocol::sdam::MIN_WIRE_VERSION;
 use crate::wire::{Compressor, DEFAULT_MAX_MESSAGE_SIZE};
-
-/// The oldest wire version mongowire speaks: 8, MongoDB 4.2 (OP_MSG, postBatchResumeToken on
-/// every change-stream batch, retryable reads). Tested against 7.0 (wire version 21).
-pub const MIN_WIRE_VERSION: i32 = 8;
 
 /// The server limits the client metadata document to 512 bytes.
 const METADATA_LIMIT: usize = 512;
@@ -72,10 +69,8 @@ pub fn client_metadata(app_name: Option<&str>, environment: &ClientEnvironment) 
         }
         doc.append(cstr!("os"), os);
         doc.append(cstr!("platform"), platform);
-        if with_env {
-            if let Some(env) = env_document(environment, env_full) {
-                doc.append(cstr!("env"), env);
-            }
+        if with_env && let Some(env) = env_document(environment, env_full) {
+            doc.append(cstr!("env"), env);
         }
         doc
     };
@@ -186,7 +181,7 @@ fn size_field(body: &RawDocument, key: &str, default: usize) -> usize {
 }
 
 /// Reads a handshake reply: a server error if `ok` is not 1, a protocol error if the server is
-/// older than [`MIN_WIRE_VERSION`].
+/// older than [`MIN_WIRE_VERSION`] (MongoDB 4.2).
 pub fn parse_handshake_reply(body: &RawDocument, offered: &[Compressor]) -> Result<HandshakeReply, Error> {
     reply::check(body, None)?;
     let max_wire_version = reply::get_number(body, "maxWireVersion")

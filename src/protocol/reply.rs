@@ -63,10 +63,10 @@ pub fn server_error(body: &RawDocument, address: Option<&ServerAddress>) -> Opti
     if !is_ok(body) {
         return Some(make(body, labels(body)));
     }
-    if let Ok(Some(RawBsonRef::Array(errors))) = body.get("writeErrors") {
-        if let Some(Ok(RawBsonRef::Document(first))) = errors.into_iter().next() {
-            return Some(make(first, labels(body)));
-        }
+    if let Ok(Some(RawBsonRef::Array(errors))) = body.get("writeErrors")
+        && let Some(Ok(RawBsonRef::Document(first))) = errors.into_iter().next()
+    {
+        return Some(make(first, labels(body)));
     }
     if let Ok(Some(RawBsonRef::Document(concern_error))) = body.get("writeConcernError") {
         // The server puts labels for write concern errors at the top level of the reply.

@@ -657,7 +657,7 @@ impl OpKillCursors {
         let count_offset = r.position();
         let count = r.i32("OP_KILL_CURSORS.numberOfCursorIDs")?;
         let ids = r.take_rest();
-        if ids.len() % 8 != 0 {
+        if !ids.len().is_multiple_of(8) {
             return Err(DecodeError {
                 field: "OP_KILL_CURSORS.cursorIDs",
                 offset: ids.start,

@@ -39,12 +39,12 @@ impl ScramCache {
     pub(super) fn get_or_derive(&self, key: CacheKey, derive: impl FnOnce() -> ScramKeys) -> ScramKeys {
         {
             let mut entries = self.lock();
-            if let Some(position) = entries.iter().position(|(k, _)| *k == key) {
-                if let Some(entry) = entries.remove(position) {
-                    let keys = entry.1.clone();
-                    entries.push_back(entry);
-                    return keys;
-                }
+            if let Some(position) = entries.iter().position(|(k, _)| *k == key)
+                && let Some(entry) = entries.remove(position)
+            {
+                let keys = entry.1.clone();
+                entries.push_back(entry);
+                return keys;
             }
         }
         let keys = derive();

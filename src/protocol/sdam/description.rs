@@ -115,20 +115,13 @@ impl TopologyVersion {
         let process_id = match field(doc, "processId")? {
             Some(RawBsonRef::ObjectId(id)) => id,
             Some(other) => {
-                return Err(wrong_type(
-                    "topologyVersion.processId",
-                    "an ObjectId",
-                    &other,
-                ));
+                return Err(wrong_type("topologyVersion.processId", "an ObjectId", &other));
             }
             None => return Err("field topologyVersion.processId is missing".to_owned()),
         };
-        let counter = int_field(doc, "counter")?
-            .ok_or_else(|| "field topologyVersion.counter is missing".to_owned())?;
-        Ok(TopologyVersion {
-            process_id,
-            counter,
-        })
+        let counter =
+            int_field(doc, "counter")?.ok_or_else(|| "field topologyVersion.counter is missing".to_owned())?;
+        Ok(TopologyVersion { process_id, counter })
     }
 }
 
@@ -316,10 +309,7 @@ impl ServerDescription {
 
     /// Every member this server lists: hosts, passives and arbiters.
     pub fn members(&self) -> impl Iterator<Item = &ServerAddress> {
-        self.hosts
-            .iter()
-            .chain(&self.passives)
-            .chain(&self.arbiters)
+        self.hosts.iter().chain(&self.passives).chain(&self.arbiters)
     }
 
     /// Carries the round-trip history of `previous` (the description this one replaces) into
@@ -431,25 +421,22 @@ fn parse_hello(address: ServerAddress, reply: &RawDocument) -> Result<ServerDesc
         Some(other) => return Err(wrong_type("lastWrite", "a document", &other)),
         None => None,
     };
-    description.logical_session_timeout_minutes =
-        match int_field(reply, "logicalSessionTimeoutMinutes")? {
-            Some(minutes) => Some(u32::try_from(minutes).map_err(|_| {
-                format!("field logicalSessionTimeoutMinutes: {minutes} is out of range")
-            })?),
-            None => None,
-        };
+    description.logical_session_timeout_minutes = match int_field(reply, "logicalSessionTimeoutMinutes")? {
+        Some(minutes) => Some(
+            u32::try_from(minutes)
+                .map_err(|_| format!("field logicalSessionTimeoutMinutes: {minutes} is out of range"))?,
+        ),
+        None => None,
+    };
     description.topology_version = match field(reply, "topologyVersion")? {
         Some(RawBsonRef::Document(doc)) => Some(TopologyVersion::from_document(doc)?),
         Some(other) => return Err(wrong_type("topologyVersion", "a document", &other)),
         None => None,
     };
     description.hello_ok = bool_field(reply, "helloOk")?;
-    description.max_message_size_bytes =
-        positive_i32(reply, "maxMessageSizeBytes", DEFAULT_MAX_MESSAGE_SIZE_BYTES)?;
-    description.max_bson_object_size =
-        positive_i32(reply, "maxBsonObjectSize", DEFAULT_MAX_BSON_OBJECT_SIZE)?;
-    description.max_write_batch_size =
-        positive_i32(reply, "maxWriteBatchSize", DEFAULT_MAX_WRITE_BATCH_SIZE)?;
+    description.max_message_size_bytes = positive_i32(reply, "maxMessageSizeBytes", DEFAULT_MAX_MESSAGE_SIZE_BYTES)?;
+    description.max_bson_object_size = positive_i32(reply, "maxBsonObjectSize", DEFAULT_MAX_BSON_OBJECT_SIZE)?;
+    description.max_write_batch_size = positive_i32(reply, "maxWriteBatchSize", DEFAULT_MAX_WRITE_BATCH_SIZE)?;
     Ok(description)
 }
 
@@ -488,10 +475,7 @@ pub(crate) fn field<'a>(doc: &'a RawDocument, key: &str) -> Result<Option<RawBso
 }
 
 pub(crate) fn wrong_type(key: &str, expected: &str, found: &RawBsonRef<'_>) -> String {
-    format!(
-        "field {key}: expected {expected}, found {:?}",
-        found.element_type()
-    )
+    format!("field {key}: expected {expected}, found {:?}", found.element_type())
 }
 
 /// A flag: absent means `false`.
@@ -559,9 +543,7 @@ fn parse_address(key: &str, text: &str) -> Result<ServerAddress, String> {
 }
 
 fn address_field(doc: &RawDocument, key: &str) -> Result<Option<ServerAddress>, String> {
-    str_field(doc, key)?
-        .map(|text| parse_address(key, text))
-        .transpose()
+    str_field(doc, key)?.map(|text| parse_address(key, text)).transpose()
 }
 
 fn address_list(doc: &RawDocument, key: &str) -> Result<BTreeSet<ServerAddress>, String> {
@@ -590,8 +572,7 @@ fn tags(reply: &RawDocument) -> Result<TagSet, String> {
     };
     let mut tags = TagSet::new();
     for element in doc {
-        let (key, value) =
-            element.map_err(|error| format!("malformed reply reading tags: {error}"))?;
+        let (key, value) = element.map_err(|error| format!("malformed reply reading tags: {error}"))?;
         match value {
             RawBsonRef::String(value) => {
                 tags.insert(key.as_str().to_owned(), value.to_owned());
@@ -624,14 +605,10 @@ mod tests {
             "maxWriteBatchSize": 100_000_i64,
         };
         let now = Instant::now();
-        let description =
-            ServerDescription::from_hello(addr("a"), &reply, Some(Duration::from_millis(4)), now);
+        let description = ServerDescription::from_hello(addr("a"), &reply, Some(Duration::from_millis(4)), now);
         assert_eq!(description.server_type, ServerType::Standalone);
         assert_eq!(description.error, None);
-        assert_eq!(
-            (description.min_wire_version, description.max_wire_version),
-            (0, 21)
-        );
+        assert_eq!((description.min_wire_version, description.max_wire_version), (0, 21));
         assert_eq!(description.logical_session_timeout_minutes, Some(30));
         assert!(description.hello_ok);
         assert_eq!(description.max_write_batch_size, 100_000);
@@ -701,14 +678,8 @@ mod tests {
     fn replica_set_member_types() {
         let base = rawdoc! { "ok": 1, "isWritablePrimary": false, "setName": "rs", "hosts": host_array(&["a"]) };
         let cases = [
-            (
-                with(base.clone(), "secondary", true),
-                ServerType::RsSecondary,
-            ),
-            (
-                with(base.clone(), "arbiterOnly", true),
-                ServerType::RsArbiter,
-            ),
+            (with(base.clone(), "secondary", true), ServerType::RsSecondary),
+            (with(base.clone(), "arbiterOnly", true), ServerType::RsArbiter),
             // A hidden secondary is not queryable: RSOther, though its host list still counts.
             (
                 with(with(base.clone(), "secondary", true), "hidden", true),
@@ -737,8 +708,7 @@ mod tests {
 
     #[test]
     fn ok_zero_or_missing_gives_unknown_with_the_servers_error() {
-        let reply =
-            rawdoc! { "ok": 0, "errmsg": "not authorized", "code": 13, "codeName": "Unauthorized" };
+        let reply = rawdoc! { "ok": 0, "errmsg": "not authorized", "code": 13, "codeName": "Unauthorized" };
         let d = described("a", &reply);
         assert_eq!(d.server_type, ServerType::Unknown);
         assert_eq!(
@@ -755,10 +725,7 @@ mod tests {
     fn malformed_fields_give_unknown_naming_the_field() {
         let ok = rawdoc! { "ok": 1, "setName": "rs", "isWritablePrimary": true };
         let cases: Vec<(bson::RawDocumentBuf, &str)> = vec![
-            (
-                with(ok.clone(), "hosts", "a:27017"),
-                "field hosts: expected an array",
-            ),
+            (with(ok.clone(), "hosts", "a:27017"), "field hosts: expected an array"),
             (
                 with(ok.clone(), "hosts", bson::rawbson!([1])),
                 "field hosts: expected an array of strings",
@@ -793,19 +760,11 @@ mod tests {
                 "field tags: expected string values",
             ),
             (
-                with(
-                    ok.clone(),
-                    "lastWrite",
-                    bson::rawbson!({ "lastWriteDate": 5 }),
-                ),
+                with(ok.clone(), "lastWrite", bson::rawbson!({ "lastWriteDate": 5 })),
                 "field lastWrite.lastWriteDate: expected a date",
             ),
             (
-                with(
-                    ok.clone(),
-                    "topologyVersion",
-                    bson::rawbson!({ "counter": 1 }),
-                ),
+                with(ok.clone(), "topologyVersion", bson::rawbson!({ "counter": 1 })),
                 "field topologyVersion.processId is missing",
             ),
             (
@@ -818,10 +777,7 @@ mod tests {
             let d = described("a", &reply);
             assert_eq!(d.server_type, ServerType::Unknown, "{reply:?}");
             let error = d.error.unwrap_or_default();
-            assert!(
-                error.starts_with(expected),
-                "{error:?} should start with {expected:?}"
-            );
+            assert!(error.starts_with(expected), "{error:?} should start with {expected:?}");
         }
     }
 
@@ -837,10 +793,7 @@ mod tests {
         assert_eq!(d.max_wire_version, 21);
         assert_eq!((d.election_id, d.primary), (None, None));
         let boolean_ok = rawdoc! { "ok": true, "isWritablePrimary": true };
-        assert_eq!(
-            described("a", &boolean_ok).server_type,
-            ServerType::Standalone
-        );
+        assert_eq!(described("a", &boolean_ok).server_type, ServerType::Standalone);
     }
 
     #[test]
@@ -877,12 +830,7 @@ mod tests {
     #[test]
     fn min_rtt_is_zero_until_two_samples_then_the_least_of_the_last_ten() {
         let ms = Duration::from_millis;
-        let mut d = ServerDescription::from_hello(
-            addr("a"),
-            &rawdoc! { "ok": 1 },
-            Some(ms(3)),
-            Instant::now(),
-        );
+        let mut d = ServerDescription::from_hello(addr("a"), &rawdoc! { "ok": 1 }, Some(ms(3)), Instant::now());
         assert_eq!(d.min_round_trip_time(), Duration::ZERO);
         d.add_round_trip_sample(ms(7));
         assert_eq!(d.min_round_trip_time(), ms(3));
@@ -910,10 +858,7 @@ mod tests {
             Some(Ordering::Equal)
         );
         // A restarted server (new process id) or a missing version: assume the newcomer is newer.
-        assert_eq!(
-            compare_topology_versions(Some(&v(1, 9)), Some(&v(2, 0))),
-            None
-        );
+        assert_eq!(compare_topology_versions(Some(&v(1, 9)), Some(&v(2, 0))), None);
         assert_eq!(compare_topology_versions(None, Some(&v(1, 0))), None);
         assert_eq!(compare_topology_versions(Some(&v(1, 0)), None), None);
         let parsed = TopologyVersion::from_document(&rawdoc! { "processId": oid(3), "counter": 5 });

@@ -80,11 +80,7 @@ impl ApplicationErrorKind {
                 .ok()
                 .flatten()
                 .and_then(|code| i32::try_from(code).ok()),
-            message: str_field(error, "errmsg")
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-                .to_owned(),
+            message: str_field(error, "errmsg").ok().flatten().unwrap_or_default().to_owned(),
             topology_version,
         })
     }
@@ -120,13 +116,9 @@ impl ApplicationErrorKind {
     /// server versions, code names and messages are not), else by message.
     pub fn is_recovering(&self) -> bool {
         match self {
+            ApplicationErrorKind::Command { code: Some(code), .. } => RECOVERING_CODES.contains(code),
             ApplicationErrorKind::Command {
-                code: Some(code), ..
-            } => RECOVERING_CODES.contains(code),
-            ApplicationErrorKind::Command {
-                code: None,
-                message,
-                ..
+                code: None, message, ..
             } => recovering_message(message),
             _ => false,
         }
@@ -136,13 +128,9 @@ impl ApplicationErrorKind {
     /// "not master" message that is not a recovering one).
     pub fn is_not_writable_primary(&self) -> bool {
         match self {
+            ApplicationErrorKind::Command { code: Some(code), .. } => NOT_WRITABLE_PRIMARY_CODES.contains(code),
             ApplicationErrorKind::Command {
-                code: Some(code), ..
-            } => NOT_WRITABLE_PRIMARY_CODES.contains(code),
-            ApplicationErrorKind::Command {
-                code: None,
-                message,
-                ..
+                code: None, message, ..
             } => !recovering_message(message) && message.contains("not master"),
             _ => false,
         }
@@ -169,17 +157,16 @@ fn recovering_message(message: &str) -> bool {
 impl fmt::Display for ApplicationErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApplicationErrorKind::Network { message, .. }
-            | ApplicationErrorKind::Other { message } => f.write_str(message),
+            ApplicationErrorKind::Network { message, .. } | ApplicationErrorKind::Other { message } => {
+                f.write_str(message)
+            }
             ApplicationErrorKind::Command {
                 code: Some(code),
                 message,
                 ..
             } => write!(f, "{message} (code {code})"),
             ApplicationErrorKind::Command {
-                code: None,
-                message,
-                ..
+                code: None, message, ..
             } => f.write_str(message),
         }
     }
@@ -222,13 +209,9 @@ mod tests {
     use bson::rawdoc;
 
     use super::*;
-    use crate::error::{
-        AuthError, ProtocolErrorKind, ServerError, TransportError, TransportErrorKind,
-    };
+    use crate::error::{AuthError, ProtocolErrorKind, ServerError, TransportError, TransportErrorKind};
     use crate::protocol::sdam::test_support::{addr, described, primary_reply, replica_set, with};
-    use crate::protocol::sdam::{
-        PoolClear, ServerType, TopologyChange, TopologyDescription, TopologyType,
-    };
+    use crate::protocol::sdam::{PoolClear, ServerType, TopologyChange, TopologyDescription, TopologyType};
 
     fn oid(last: u8) -> ObjectId {
         let mut bytes = [0; 12];
@@ -256,11 +239,7 @@ mod tests {
         t
     }
 
-    fn command(
-        code: Option<i32>,
-        message: &str,
-        topology_version: Option<TopologyVersion>,
-    ) -> ApplicationErrorKind {
+    fn command(code: Option<i32>, message: &str, topology_version: Option<TopologyVersion>) -> ApplicationErrorKind {
         ApplicationErrorKind::Command {
             code,
             message: message.to_owned(),
@@ -287,10 +266,7 @@ mod tests {
         }
         for code in [10107, 13435, 10058] {
             let kind = command(Some(code), "", None);
-            assert!(
-                kind.is_not_writable_primary() && !kind.is_recovering(),
-                "{code}"
-            );
+            assert!(kind.is_not_writable_primary() && !kind.is_recovering(), "{code}");
         }
         assert!(command(Some(91), "", None).is_shutdown());
         assert!(command(Some(11600), "", None).is_shutdown());
@@ -336,11 +312,7 @@ mod tests {
 
     #[test]
     fn from_error_maps_each_kind_of_failure() {
-        let timeout = TransportError::new(
-            TransportErrorKind::Timeout,
-            Some(addr("a")),
-            "read timed out",
-        );
+        let timeout = TransportError::new(TransportErrorKind::Timeout, Some(addr("a")), "read timed out");
         assert_eq!(
             ApplicationErrorKind::from_error(&Error::from(timeout)),
             Some(ApplicationErrorKind::Network {
@@ -374,24 +346,15 @@ mod tests {
             ApplicationErrorKind::from_error(&protocol),
             Some(ApplicationErrorKind::Other { .. })
         ));
-        assert_eq!(
-            ApplicationErrorKind::from_error(&Error::usage("bad option")),
-            None
-        );
+        assert_eq!(ApplicationErrorKind::from_error(&Error::usage("bad option")), None);
     }
 
     #[test]
     fn network_error_after_handshake_marks_unknown_and_clears_the_pool() {
         let mut t = with_primary();
-        let change = t.handle_application_error(
-            &addr("a"),
-            ApplicationError::after_handshake(network(false), 0),
-        );
+        let change = t.handle_application_error(&addr("a"), ApplicationError::after_handshake(network(false), 0));
         assert_eq!(a_type(&t), ServerType::Unknown);
-        assert_eq!(
-            t.server(&addr("a")).unwrap().error.as_deref(),
-            Some("connection reset")
-        );
+        assert_eq!(t.server(&addr("a")).unwrap().error.as_deref(), Some("connection reset"));
         assert_eq!(t.topology_type(), TopologyType::ReplicaSetNoPrimary);
         assert_eq!(
             change.clear_pool,
@@ -410,10 +373,7 @@ mod tests {
     #[test]
     fn network_timeout_after_handshake_changes_nothing() {
         let mut t = with_primary();
-        let change = t.handle_application_error(
-            &addr("a"),
-            ApplicationError::after_handshake(network(true), 0),
-        );
+        let change = t.handle_application_error(&addr("a"), ApplicationError::after_handshake(network(true), 0));
         assert_eq!(change, TopologyChange::default());
         assert_eq!(a_type(&t), ServerType::RsPrimary);
     }
@@ -451,24 +411,17 @@ mod tests {
     #[test]
     fn errors_from_an_older_pool_generation_are_ignored() {
         let mut t = with_primary();
-        t.handle_application_error(
-            &addr("a"),
-            ApplicationError::after_handshake(network(false), 0),
-        );
+        t.handle_application_error(&addr("a"), ApplicationError::after_handshake(network(false), 0));
         assert_eq!(t.pool_generation(&addr("a"), None), 1);
         t.apply(described("a", &primary_reply("rs", &["a"])));
         assert_eq!(a_type(&t), ServerType::RsPrimary);
         // A second connection of generation 0 fails late: the pool was already cleared.
         for kind in [network(false), command(Some(91), "shutting down", None)] {
-            let change =
-                t.handle_application_error(&addr("a"), ApplicationError::after_handshake(kind, 0));
+            let change = t.handle_application_error(&addr("a"), ApplicationError::after_handshake(kind, 0));
             assert_eq!(change, TopologyChange::default());
             assert_eq!(a_type(&t), ServerType::RsPrimary);
         }
-        let change = t.handle_application_error(
-            &addr("a"),
-            ApplicationError::after_handshake(network(false), 1),
-        );
+        let change = t.handle_application_error(&addr("a"), ApplicationError::after_handshake(network(false), 1));
         assert_eq!(change.clear_pool.map(|c| c.generation), Some(2));
     }
 
@@ -476,8 +429,7 @@ mod tests {
     fn not_writable_primary_marks_unknown_and_rechecks_without_clearing() {
         let mut t = with_primary();
         let kind = command(Some(10107), "not primary", Some(version(2)));
-        let change =
-            t.handle_application_error(&addr("a"), ApplicationError::after_handshake(kind, 0));
+        let change = t.handle_application_error(&addr("a"), ApplicationError::after_handshake(kind, 0));
         let a = t.server(&addr("a")).unwrap();
         assert_eq!(a.server_type, ServerType::Unknown);
         assert_eq!(a.error.as_deref(), Some("not primary (code 10107)"));
@@ -493,8 +445,7 @@ mod tests {
         for code in [91, 11600] {
             let mut t = with_primary();
             let kind = command(Some(code), "shutting down", None);
-            let change =
-                t.handle_application_error(&addr("a"), ApplicationError::after_handshake(kind, 0));
+            let change = t.handle_application_error(&addr("a"), ApplicationError::after_handshake(kind, 0));
             assert_eq!(a_type(&t), ServerType::Unknown);
             assert_eq!(change.clear_pool.map(|c| c.generation), Some(1));
             assert_eq!(change.request_immediate_check, [addr("a")]);
@@ -506,8 +457,7 @@ mod tests {
         for counter in [0, 1] {
             let mut t = with_primary();
             let kind = command(Some(10107), "not primary", Some(version(counter)));
-            let change =
-                t.handle_application_error(&addr("a"), ApplicationError::after_handshake(kind, 0));
+            let change = t.handle_application_error(&addr("a"), ApplicationError::after_handshake(kind, 0));
             assert_eq!(change, TopologyChange::default(), "counter {counter}");
             assert_eq!(a_type(&t), ServerType::RsPrimary);
         }
@@ -539,10 +489,7 @@ mod tests {
             TopologyChange::default()
         );
         assert_eq!(
-            t.handle_application_error(
-                &addr("zz"),
-                ApplicationError::after_handshake(network(false), 0)
-            ),
+            t.handle_application_error(&addr("zz"), ApplicationError::after_handshake(network(false), 0)),
             TopologyChange::default()
         );
     }
@@ -558,10 +505,7 @@ mod tests {
             service_id: service,
             overloaded: false,
         };
-        let change = t.handle_application_error(
-            &addr("lb"),
-            error(command(Some(91), "shutting down", None), 0),
-        );
+        let change = t.handle_application_error(&addr("lb"), error(command(Some(91), "shutting down", None), 0));
         assert_eq!(
             change.clear_pool,
             Some(PoolClear {
@@ -572,10 +516,7 @@ mod tests {
             })
         );
         assert_eq!(change.request_immediate_check, []);
-        assert_eq!(
-            t.server(&addr("lb")).unwrap().server_type,
-            ServerType::LoadBalancer
-        );
+        assert_eq!(t.server(&addr("lb")).unwrap().server_type, ServerType::LoadBalancer);
         assert_eq!(t.pool_generation(&addr("lb"), service), 1);
         assert_eq!(t.pool_generation(&addr("lb"), None), 0);
         let change = t.handle_application_error(&addr("lb"), error(network(false), 1));
@@ -586,9 +527,6 @@ mod tests {
             t.handle_application_error(&addr("lb"), error(network(false), 1)),
             TopologyChange::default()
         );
-        assert_eq!(
-            t.server(&addr("lb")).unwrap().server_type,
-            ServerType::LoadBalancer
-        );
+        assert_eq!(t.server(&addr("lb")).unwrap().server_type, ServerType::LoadBalancer);
     }
 }

@@ -62,8 +62,8 @@ mod topology;
 mod test_support;
 
 pub use description::{
-    DEFAULT_MAX_BSON_OBJECT_SIZE, DEFAULT_MAX_MESSAGE_SIZE_BYTES, DEFAULT_MAX_WRITE_BATCH_SIZE,
-    ServerDescription, ServerType, TopologyVersion, update_rtt,
+    DEFAULT_MAX_BSON_OBJECT_SIZE, DEFAULT_MAX_MESSAGE_SIZE_BYTES, DEFAULT_MAX_WRITE_BATCH_SIZE, ServerDescription,
+    ServerType, TopologyVersion, update_rtt,
 };
 pub use errors::{ApplicationError, ApplicationErrorKind, SYSTEM_OVERLOADED_LABEL};
 pub use selection::{
@@ -71,6 +71,6 @@ pub use selection::{
     read_preference_document_for, select, validate_read_preference,
 };
 pub use topology::{
-    DEFAULT_HEARTBEAT_FREQUENCY, MAX_WIRE_VERSION, MIN_HEARTBEAT_FREQUENCY, MIN_WIRE_VERSION,
-    PoolClear, TopologyChange, TopologyDescription, TopologyType,
+    DEFAULT_HEARTBEAT_FREQUENCY, MAX_WIRE_VERSION, MIN_HEARTBEAT_FREQUENCY, MIN_WIRE_VERSION, PoolClear,
+    TopologyChange, TopologyDescription, TopologyType,
 };

@@ -86,8 +86,7 @@ pub fn validate_read_preference(
     if !topology_type.is_replica_set() {
         return Ok(());
     }
-    let smallest =
-        SMALLEST_MAX_STALENESS.max(heartbeat_frequency.saturating_add(IDLE_WRITE_PERIOD));
+    let smallest = SMALLEST_MAX_STALENESS.max(heartbeat_frequency.saturating_add(IDLE_WRITE_PERIOD));
     if max_staleness < smallest {
         return Err(Error::usage(format!(
             "maxStalenessSeconds must be at least {} seconds (at least 90, and at least \
@@ -118,15 +117,9 @@ pub fn select<'a>(
 ) -> Result<Vec<&'a ServerDescription>, Error> {
     topology.check_compatible()?;
     if let SelectionCriteria::ReadPreference(preference) = criteria {
-        validate_read_preference(
-            preference,
-            topology.topology_type(),
-            topology.heartbeat_frequency(),
-        )?;
+        validate_read_preference(preference, topology.topology_type(), topology.heartbeat_frequency())?;
     }
-    let mut suitable = suitable_servers(topology, criteria, |server| {
-        !deprioritized.contains(&server.address)
-    });
+    let mut suitable = suitable_servers(topology, criteria, |server| !deprioritized.contains(&server.address));
     if suitable.is_empty() && !deprioritized.is_empty() {
         suitable = suitable_servers(topology, criteria, |_| true);
     }
@@ -172,8 +165,7 @@ impl TopologyDescription {
 
     /// Whether a write could be served now.
     pub fn has_writable_server(&self) -> bool {
-        select(self, &SelectionCriteria::Writable, Duration::ZERO, &[])
-            .is_ok_and(|servers| !servers.is_empty())
+        select(self, &SelectionCriteria::Writable, Duration::ZERO, &[]).is_ok_and(|servers| !servers.is_empty())
     }
 }
 
@@ -188,9 +180,7 @@ fn suitable_servers<'a>(
         TopologyType::Unknown => Vec::new(),
         // A direct connection or a load balancer: the one server, whatever it is, for reads
         // and writes alike; the read preference only travels with the command.
-        TopologyType::Single | TopologyType::LoadBalanced => {
-            servers.filter(|server| server.is_available()).collect()
-        }
+        TopologyType::Single | TopologyType::LoadBalanced => servers.filter(|server| server.is_available()).collect(),
         TopologyType::Sharded => servers
             .filter(|server| server.server_type == ServerType::Mongos)
             .collect(),
@@ -198,18 +188,13 @@ fn suitable_servers<'a>(
             let members: Vec<&ServerDescription> = servers.collect();
             match criteria {
                 SelectionCriteria::Writable => of_type(&members, &[ServerType::RsPrimary]),
-                SelectionCriteria::ReadPreference(preference) => {
-                    replica_set_read(topology, preference, &members)
-                }
+                SelectionCriteria::ReadPreference(preference) => replica_set_read(topology, preference, &members),
             }
         }
     }
 }
 
-fn of_type<'a>(
-    servers: &[&'a ServerDescription],
-    types: &[ServerType],
-) -> Vec<&'a ServerDescription> {
+fn of_type<'a>(servers: &[&'a ServerDescription], types: &[ServerType]) -> Vec<&'a ServerDescription> {
     servers
         .iter()
         .copied()
@@ -226,31 +211,17 @@ fn replica_set_read<'a>(
     members: &[&'a ServerDescription],
 ) -> Vec<&'a ServerDescription> {
     let primary = || of_type(members, &[ServerType::RsPrimary]);
-    let secondaries = || {
-        eligible(
-            topology,
-            preference,
-            of_type(members, &[ServerType::RsSecondary]),
-        )
-    };
+    let secondaries = || eligible(topology, preference, of_type(members, &[ServerType::RsSecondary]));
     match preference.mode {
         ReadPreferenceMode::Primary => primary(),
         ReadPreferenceMode::PrimaryPreferred => {
             let primary = primary();
-            if primary.is_empty() {
-                secondaries()
-            } else {
-                primary
-            }
+            if primary.is_empty() { secondaries() } else { primary }
         }
         ReadPreferenceMode::Secondary => secondaries(),
         ReadPreferenceMode::SecondaryPreferred => {
             let secondaries = secondaries();
-            if secondaries.is_empty() {
-                primary()
-            } else {
-                secondaries
-            }
+            if secondaries.is_empty() { primary() } else { secondaries }
         }
         ReadPreferenceMode::Nearest => eligible(
             topology,
@@ -282,11 +253,7 @@ fn eligible<'a>(
         let matching: Vec<&ServerDescription> = fresh
             .iter()
             .copied()
-            .filter(|server| {
-                tag_set
-                    .iter()
-                    .all(|(key, value)| server.tags.get(key) == Some(value))
-            })
+            .filter(|server| tag_set.iter().all(|(key, value)| server.tags.get(key) == Some(value)))
             .collect();
         if !matching.is_empty() {
             return matching;
@@ -305,11 +272,7 @@ fn eligible<'a>(
 /// a heartbeat in case S stopped replicating right after it was checked. Without a primary,
 /// S is compared with the secondary that has the latest write: `SMax.lastWriteDate -
 /// S.lastWriteDate + heartbeat`.
-fn is_fresh(
-    topology: &TopologyDescription,
-    server: &ServerDescription,
-    max_staleness: Duration,
-) -> bool {
+fn is_fresh(topology: &TopologyDescription, server: &ServerDescription, max_staleness: Duration) -> bool {
     if server.server_type != ServerType::RsSecondary {
         return true;
     }
@@ -324,8 +287,7 @@ fn staleness_nanos(topology: &TopologyDescription, secondary: &ServerDescription
     let write = millis_to_nanos(secondary.last_write_date?.timestamp_millis());
     if let Some(primary) = topology.primary() {
         let primary_write = millis_to_nanos(primary.last_write_date?.timestamp_millis());
-        let update_gap =
-            signed_nanos_between(primary.last_update_time?, secondary.last_update_time?);
+        let update_gap = signed_nanos_between(primary.last_update_time?, secondary.last_update_time?);
         return Some(update_gap - (write - primary_write) + heartbeat);
     }
     let latest = topology
@@ -356,19 +318,13 @@ fn millis_to_nanos(millis: i64) -> i128 {
 /// The suitable servers whose average round-trip time is within `local_threshold` of the
 /// fastest one's (the fastest is always included). A server without an average (a load
 /// balancer, which is never monitored) counts as instantaneous.
-fn within_latency_window(
-    suitable: Vec<&ServerDescription>,
-    local_threshold: Duration,
-) -> Vec<&ServerDescription> {
+fn within_latency_window(suitable: Vec<&ServerDescription>, local_threshold: Duration) -> Vec<&ServerDescription> {
     let rtt = |server: &ServerDescription| server.round_trip_time.unwrap_or(Duration::ZERO);
     let Some(fastest) = suitable.iter().map(|server| rtt(server)).min() else {
         return suitable;
     };
     let limit = fastest.saturating_add(local_threshold);
-    suitable
-        .into_iter()
-        .filter(|server| rtt(server) <= limit)
-        .collect()
+    suitable.into_iter().filter(|server| rtt(server) <= limit).collect()
 }
 
 #[cfg(test)]
@@ -380,8 +336,7 @@ mod tests {
     use super::*;
     use crate::protocol::sdam::DEFAULT_HEARTBEAT_FREQUENCY;
     use crate::protocol::sdam::test_support::{
-        addr, addrs, mongos_reply, primary_reply, replica_set, secondary_reply, standalone_reply,
-        topology, with,
+        addr, addrs, mongos_reply, primary_reply, replica_set, secondary_reply, standalone_reply, topology, with,
     };
 
     const MS: Duration = Duration::from_millis(1);
@@ -395,11 +350,7 @@ mod tests {
             mode,
             tag_sets: tag_sets
                 .iter()
-                .map(|set| {
-                    set.iter()
-                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                        .collect()
-                })
+                .map(|set| set.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
                 .collect(),
             max_staleness: None,
         })
@@ -414,19 +365,9 @@ mod tests {
     }
 
     /// Applies `reply` from `address` with an average round trip of `rtt_ms`, received at `at`.
-    fn check(
-        t: &mut TopologyDescription,
-        address: &str,
-        reply: &RawDocumentBuf,
-        rtt_ms: u64,
-        at: Instant,
-    ) {
-        let description = ServerDescription::from_hello(
-            addr(address),
-            reply,
-            Some(MS * u32::try_from(rtt_ms).unwrap()),
-            at,
-        );
+    fn check(t: &mut TopologyDescription, address: &str, reply: &RawDocumentBuf, rtt_ms: u64, at: Instant) {
+        let description =
+            ServerDescription::from_hello(addr(address), reply, Some(MS * u32::try_from(rtt_ms).unwrap()), at);
         t.apply(description);
     }
 
@@ -441,28 +382,11 @@ mod tests {
     fn set_with_primary() -> TopologyDescription {
         let mut t = replica_set(&["a"], "rs");
         let now = Instant::now();
-        check(
-            &mut t,
-            "a",
-            &dc(primary_reply("rs", &HOSTS), "east"),
-            5,
-            now,
-        );
-        check(
-            &mut t,
-            "b",
-            &dc(secondary_reply("rs", &HOSTS), "east"),
-            6,
-            now,
-        );
-        check(
-            &mut t,
-            "c",
-            &dc(secondary_reply("rs", &HOSTS), "west"),
-            30,
-            now,
-        );
-        let arbiter = rawdoc! { "ok": 1, "setName": "rs", "arbiterOnly": true, "hosts": ["a:27017"], "maxWireVersion": 21 };
+        check(&mut t, "a", &dc(primary_reply("rs", &HOSTS), "east"), 5, now);
+        check(&mut t, "b", &dc(secondary_reply("rs", &HOSTS), "east"), 6, now);
+        check(&mut t, "c", &dc(secondary_reply("rs", &HOSTS), "west"), 30, now);
+        let arbiter =
+            rawdoc! { "ok": 1, "setName": "rs", "arbiterOnly": true, "hosts": ["a:27017"], "maxWireVersion": 21 };
         check(&mut t, "d", &arbiter, 1, now);
         assert_eq!(t.topology_type(), TopologyType::ReplicaSetWithPrimary);
         t
@@ -476,11 +400,7 @@ mod tests {
         t
     }
 
-    fn chosen(
-        t: &TopologyDescription,
-        criteria: &SelectionCriteria,
-        threshold: Duration,
-    ) -> Vec<ServerAddress> {
+    fn chosen(t: &TopologyDescription, criteria: &SelectionCriteria, threshold: Duration) -> Vec<ServerAddress> {
         select(t, criteria, threshold, &[])
             .unwrap()
             .into_iter()
@@ -507,13 +427,7 @@ mod tests {
     fn single_server_takes_every_read_and_write_once_available() {
         let mut t = TopologyDescription::new(addrs(&["a"]), None, true, false).unwrap();
         assert_eq!(suitable(&t, &SelectionCriteria::Writable), []);
-        check(
-            &mut t,
-            "a",
-            &secondary_reply("rs", &["a", "b"]),
-            50,
-            Instant::now(),
-        );
+        check(&mut t, "a", &secondary_reply("rs", &["a", "b"]), 50, Instant::now());
         for mode in [
             ReadPreferenceMode::Primary,
             ReadPreferenceMode::Secondary,
@@ -523,10 +437,7 @@ mod tests {
         }
         // Tags are ignored too: the user asked for this server.
         assert_eq!(
-            suitable(
-                &t,
-                &tagged(ReadPreferenceMode::Secondary, &[&[("dc", "mars")]])
-            ),
+            suitable(&t, &tagged(ReadPreferenceMode::Secondary, &[&[("dc", "mars")]])),
             addrs(&["a"])
         );
         assert_eq!(suitable(&t, &SelectionCriteria::Writable), addrs(&["a"]));
@@ -546,20 +457,14 @@ mod tests {
             SelectionCriteria::Writable,
         ] {
             assert_eq!(suitable(&t, &criteria), addrs(&["a", "b"]), "{criteria}");
-            assert_eq!(
-                chosen(&t, &criteria, DEFAULT_LOCAL_THRESHOLD),
-                addrs(&["a"])
-            );
+            assert_eq!(chosen(&t, &criteria, DEFAULT_LOCAL_THRESHOLD), addrs(&["a"]));
         }
     }
 
     #[test]
     fn load_balancer_takes_everything() {
         let t = TopologyDescription::new(addrs(&["lb"]), None, false, true).unwrap();
-        assert_eq!(
-            suitable(&t, &read(ReadPreferenceMode::Secondary)),
-            addrs(&["lb"])
-        );
+        assert_eq!(suitable(&t, &read(ReadPreferenceMode::Secondary)), addrs(&["lb"]));
         assert_eq!(suitable(&t, &SelectionCriteria::Writable), addrs(&["lb"]));
     }
 
@@ -606,14 +511,8 @@ mod tests {
         let hidden = with(secondary_reply("rs", &HOSTS), "hidden", true);
         check(&mut t, "c", &hidden, 1, now);
         // d is an arbiter, e a ghost, c hidden: only a and b hold readable data.
-        assert_eq!(
-            suitable(&t, &read(ReadPreferenceMode::Nearest)),
-            addrs(&["a", "b"])
-        );
-        assert_eq!(
-            suitable(&t, &read(ReadPreferenceMode::Secondary)),
-            addrs(&["b"])
-        );
+        assert_eq!(suitable(&t, &read(ReadPreferenceMode::Nearest)), addrs(&["a", "b"]));
+        assert_eq!(suitable(&t, &read(ReadPreferenceMode::Secondary)), addrs(&["b"]));
     }
 
     #[test]
@@ -621,14 +520,8 @@ mod tests {
         let t = set_with_primary();
         use ReadPreferenceMode::*;
         let north_then_west: &[&[(&str, &str)]] = &[&[("dc", "north")], &[("dc", "west")], &[]];
-        assert_eq!(
-            suitable(&t, &tagged(Secondary, north_then_west)),
-            addrs(&["c"])
-        );
-        assert_eq!(
-            suitable(&t, &tagged(Nearest, &[&[("dc", "east")]])),
-            addrs(&["a", "b"])
-        );
+        assert_eq!(suitable(&t, &tagged(Secondary, north_then_west)), addrs(&["c"]));
+        assert_eq!(suitable(&t, &tagged(Nearest, &[&[("dc", "east")]])), addrs(&["a", "b"]));
         // Every tag of a set must match; the empty set matches anyone.
         assert_eq!(
             suitable(&t, &tagged(Secondary, &[&[("dc", "east"), ("rack", "1")]])),
@@ -650,10 +543,7 @@ mod tests {
             suitable(&t, &tagged(PrimaryPreferred, &[&[("dc", "west")]])),
             addrs(&["c"])
         );
-        assert_eq!(
-            suitable(&t, &tagged(SecondaryPreferred, &[&[("dc", "north")]])),
-            []
-        );
+        assert_eq!(suitable(&t, &tagged(SecondaryPreferred, &[&[("dc", "north")]])), []);
     }
 
     #[test]
@@ -661,10 +551,7 @@ mod tests {
         let t = set_with_primary();
         let secondary = read(ReadPreferenceMode::Secondary);
         // b at 6 ms anchors the window; c at 30 ms is 24 ms slower.
-        assert_eq!(
-            chosen(&t, &secondary, DEFAULT_LOCAL_THRESHOLD),
-            addrs(&["b"])
-        );
+        assert_eq!(chosen(&t, &secondary, DEFAULT_LOCAL_THRESHOLD), addrs(&["b"]));
         assert_eq!(chosen(&t, &secondary, MS * 24), addrs(&["b", "c"]));
         assert_eq!(chosen(&t, &secondary, MS * 23), addrs(&["b"]));
         // The arbiter's 1 ms does not count: it is not suitable.
@@ -675,29 +562,18 @@ mod tests {
 
     /// Primary a and secondaries b, c, d checked at the given client times (seconds after a
     /// common start) with the given lastWriteDates (milliseconds, on the primary's clock).
-    fn staleness_set(
-        primary: Option<(u64, i64)>,
-        secondaries: [(u64, i64); 3],
-    ) -> TopologyDescription {
+    fn staleness_set(primary: Option<(u64, i64)>, secondaries: [(u64, i64); 3]) -> TopologyDescription {
         let start = Instant::now();
         let at = |seconds| start + Duration::from_secs(seconds);
         let last_write = |millis| rawdoc! { "lastWriteDate": DateTime::from_millis(millis) };
         let hosts = ["a", "b", "c", "d"];
         let mut t = replica_set(&hosts, "rs");
         for (name, (updated, written)) in ["b", "c", "d"].into_iter().zip(secondaries) {
-            let reply = with(
-                secondary_reply("rs", &hosts),
-                "lastWrite",
-                last_write(written),
-            );
+            let reply = with(secondary_reply("rs", &hosts), "lastWrite", last_write(written));
             check(&mut t, name, &reply, 1, at(updated));
         }
         if let Some((updated, written)) = primary {
-            let reply = with(
-                primary_reply("rs", &hosts),
-                "lastWrite",
-                last_write(written),
-            );
+            let reply = with(primary_reply("rs", &hosts), "lastWrite", last_write(written));
             check(&mut t, "a", &reply, 1, at(updated));
         }
         t
@@ -720,10 +596,7 @@ mod tests {
         // A secondary checked later has lagged the client's clock for longer: b checked at
         // 230 s with the same write is (230 - 1150) - (200 - 1200) + 10 = 90 s stale; at 231
         // s, 91.
-        let t = staleness_set(
-            Some((200, 1_200_000)),
-            [(230, 1_150_000), (231, 1_150_000), (0, 0)],
-        );
+        let t = staleness_set(Some((200, 1_200_000)), [(230, 1_150_000), (231, 1_150_000), (0, 0)]);
         assert_eq!(suitable(&t, &secondary), addrs(&["b"]));
     }
 
@@ -764,10 +637,7 @@ mod tests {
         // secondaryPreferred falls back to the primary when no secondary is fresh enough.
         let t = staleness_set(Some((200, 1_200_000)), [(200, 0), (200, 0), (200, 0)]);
         assert_eq!(
-            suitable(
-                &t,
-                &stale_within(ReadPreferenceMode::SecondaryPreferred, 90)
-            ),
+            suitable(&t, &stale_within(ReadPreferenceMode::SecondaryPreferred, 90)),
             addrs(&["a"])
         );
     }
@@ -783,8 +653,7 @@ mod tests {
         };
         let secondary = ReadPreferenceMode::Secondary;
         assert!(validate_read_preference(&preference(secondary, 90), rs, heartbeat).is_ok());
-        let error =
-            validate_read_preference(&preference(secondary, 89), rs, heartbeat).unwrap_err();
+        let error = validate_read_preference(&preference(secondary, 89), rs, heartbeat).unwrap_err();
         assert!(matches!(error, Error::Usage(_)));
         assert!(error.to_string().contains("at least 90 seconds"), "{error}");
         assert!(validate_read_preference(&preference(secondary, 0), rs, heartbeat).is_err());
@@ -793,16 +662,10 @@ mod tests {
         assert!(validate_read_preference(&preference(secondary, 109), rs, slow).is_err());
         assert!(validate_read_preference(&preference(secondary, 110), rs, slow).is_ok());
         // Outside a replica set, mongos judges the bound.
-        assert!(
-            validate_read_preference(&preference(secondary, 1), TopologyType::Sharded, heartbeat)
-                .is_ok()
-        );
+        assert!(validate_read_preference(&preference(secondary, 1), TopologyType::Sharded, heartbeat).is_ok());
         // Mode primary takes neither a bound nor tags, anywhere.
         let primary = ReadPreferenceMode::Primary;
-        assert!(
-            validate_read_preference(&preference(primary, 120), TopologyType::Sharded, heartbeat)
-                .is_err()
-        );
+        assert!(validate_read_preference(&preference(primary, 120), TopologyType::Sharded, heartbeat).is_err());
         let mut tags = ReadPreference::primary();
         tags.tag_sets = vec![TagSet::from([("dc".to_owned(), "east".to_owned())])];
         assert!(validate_read_preference(&tags, TopologyType::Single, heartbeat).is_err());
@@ -810,15 +673,7 @@ mod tests {
         assert!(validate_read_preference(&tags, TopologyType::Single, heartbeat).is_ok());
         // select refuses too, rather than waiting.
         let t = set_with_primary();
-        assert!(
-            select(
-                &t,
-                &stale_within(secondary, 60),
-                DEFAULT_LOCAL_THRESHOLD,
-                &[]
-            )
-            .is_err()
-        );
+        assert!(select(&t, &stale_within(secondary, 60), DEFAULT_LOCAL_THRESHOLD, &[]).is_err());
     }
 
     #[test]
@@ -845,16 +700,11 @@ mod tests {
         let mut sharded = topology(&["m1", "m2"]);
         check(&mut sharded, "m1", &mongos_reply(), 5, Instant::now());
         check(&mut sharded, "m2", &mongos_reply(), 5, Instant::now());
-        let chosen: Vec<_> = select(
-            &sharded,
-            &SelectionCriteria::Writable,
-            threshold,
-            &addrs(&["m1"]),
-        )
-        .unwrap()
-        .into_iter()
-        .map(|s| s.address.clone())
-        .collect();
+        let chosen: Vec<_> = select(&sharded, &SelectionCriteria::Writable, threshold, &addrs(&["m1"]))
+            .unwrap()
+            .into_iter()
+            .map(|s| s.address.clone())
+            .collect();
         assert_eq!(chosen, addrs(&["m2"]));
     }
 
@@ -868,17 +718,11 @@ mod tests {
             1,
             Instant::now(),
         );
-        let error = select(
-            &t,
-            &SelectionCriteria::Writable,
-            DEFAULT_LOCAL_THRESHOLD,
-            &[],
-        )
-        .unwrap_err();
+        let error = select(&t, &SelectionCriteria::Writable, DEFAULT_LOCAL_THRESHOLD, &[]).unwrap_err();
         assert!(
-            error.to_string().contains(
-                "reports wire version 6, but this version of mongowire requires at least 8"
-            ),
+            error
+                .to_string()
+                .contains("reports wire version 6, but this version of mongowire requires at least 8"),
             "{error}"
         );
         assert!(!t.has_writable_server());
@@ -908,12 +752,7 @@ mod tests {
         let preferred = rawdoc! { "mode": "primaryPreferred" };
         let cases = [
             // A standalone never gets one.
-            (
-                ServerType::Standalone,
-                TopologyType::Single,
-                &secondary,
-                None,
-            ),
+            (ServerType::Standalone, TopologyType::Single, &secondary, None),
             // Direct to a replica set member: primary becomes primaryPreferred.
             (
                 ServerType::RsSecondary,
@@ -921,12 +760,7 @@ mod tests {
                 &primary,
                 Some(preferred.clone()),
             ),
-            (
-                ServerType::RsPrimary,
-                TopologyType::Single,
-                &primary,
-                Some(preferred),
-            ),
+            (ServerType::RsPrimary, TopologyType::Single, &primary, Some(preferred)),
             (
                 ServerType::RsSecondary,
                 TopologyType::Single,
@@ -942,12 +776,7 @@ mod tests {
                 &secondary,
                 Some(full.clone()),
             ),
-            (
-                ServerType::LoadBalancer,
-                TopologyType::LoadBalanced,
-                &primary,
-                None,
-            ),
+            (ServerType::LoadBalancer, TopologyType::LoadBalanced, &primary, None),
             (
                 ServerType::LoadBalancer,
                 TopologyType::LoadBalanced,
@@ -977,11 +806,7 @@ mod tests {
         }
         let nearest = ReadPreference::with_mode(Nearest);
         assert_eq!(
-            read_preference_document_for(
-                ServerType::RsPrimary,
-                TopologyType::ReplicaSetWithPrimary,
-                &nearest
-            ),
+            read_preference_document_for(ServerType::RsPrimary, TopologyType::ReplicaSetWithPrimary, &nearest),
             Some(rawdoc! { "mode": "nearest" })
         );
     }
@@ -989,10 +814,7 @@ mod tests {
     #[test]
     fn criteria_describe_what_was_wanted() {
         assert_eq!(SelectionCriteria::Writable.to_string(), "a writable server");
-        let criteria = tagged(
-            ReadPreferenceMode::Secondary,
-            &[&[("dc", "east"), ("rack", "1")], &[]],
-        );
+        let criteria = tagged(ReadPreferenceMode::Secondary, &[&[("dc", "east"), ("rack", "1")], &[]]);
         assert_eq!(
             criteria.to_string(),
             "a server for read preference secondary with tags [{dc: east, rack: 1}, {}]"

@@ -58,11 +58,7 @@ pub(super) fn mongos_reply() -> RawDocumentBuf {
 }
 
 /// `reply` with `key` set to `value`, replacing any value it had.
-pub(super) fn with(
-    reply: RawDocumentBuf,
-    key: &str,
-    value: impl Into<bson::RawBson>,
-) -> RawDocumentBuf {
+pub(super) fn with(reply: RawDocumentBuf, key: &str, value: impl Into<bson::RawBson>) -> RawDocumentBuf {
     let mut out = RawDocumentBuf::new();
     for element in &reply {
         let (name, existing) = element.expect("test document");
@@ -70,21 +66,13 @@ pub(super) fn with(
             out.append(name, bson::RawBson::from(existing));
         }
     }
-    out.append(
-        bson::raw::CString::try_from(key).expect("test key"),
-        value.into(),
-    );
+    out.append(bson::raw::CString::try_from(key).expect("test key"), value.into());
     out
 }
 
 /// The description `reply` gives for `address`, with a 10 ms round trip.
 pub(super) fn described(address: &str, reply: &RawDocumentBuf) -> ServerDescription {
-    ServerDescription::from_hello(
-        addr(address),
-        reply,
-        Some(Duration::from_millis(10)),
-        Instant::now(),
-    )
+    ServerDescription::from_hello(addr(address), reply, Some(Duration::from_millis(10)), Instant::now())
 }
 
 /// A topology seeded with `seeds` (no options).

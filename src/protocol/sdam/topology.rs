@@ -217,9 +217,7 @@ impl TopologyDescription {
         }
         if load_balanced {
             if seeds.len() > 1 {
-                return Err(Error::usage(
-                    "loadBalanced=true cannot be used with more than one host",
-                ));
+                return Err(Error::usage("loadBalanced=true cannot be used with more than one host"));
             }
             if direct_connection {
                 return Err(Error::usage(
@@ -227,9 +225,7 @@ impl TopologyDescription {
                 ));
             }
             if replica_set.is_some() {
-                return Err(Error::usage(
-                    "loadBalanced=true cannot be used with replicaSet",
-                ));
+                return Err(Error::usage("loadBalanced=true cannot be used with replicaSet"));
             }
         }
         let topology_type = if load_balanced {
@@ -270,10 +266,7 @@ impl TopologyDescription {
     /// Sets how often monitors check servers (`heartbeatFrequencyMS`), which staleness
     /// estimates add as the worst case since the last check. Fails below
     /// [`MIN_HEARTBEAT_FREQUENCY`].
-    pub fn with_heartbeat_frequency(
-        mut self,
-        heartbeat_frequency: Duration,
-    ) -> Result<TopologyDescription, Error> {
+    pub fn with_heartbeat_frequency(mut self, heartbeat_frequency: Duration) -> Result<TopologyDescription, Error> {
         if heartbeat_frequency < MIN_HEARTBEAT_FREQUENCY {
             return Err(Error::usage(format!(
                 "heartbeatFrequencyMS must be at least {} ms",
@@ -382,16 +375,14 @@ impl TopologyDescription {
             return change;
         }
         let address = description.address.clone();
-        let failed_check =
-            description.server_type == ServerType::Unknown && description.error.is_some();
+        let failed_check = description.server_type == ServerType::Unknown && description.error.is_some();
         if !self.update(description, &mut change) {
             return change;
         }
         let Some(server) = self.servers.get(&address) else {
             return change;
         };
-        let usable = server.is_data_bearing()
-            || (self.topology_type == TopologyType::Single && server.is_available());
+        let usable = server.is_data_bearing() || (self.topology_type == TopologyType::Single && server.is_available());
         if failed_check {
             self.clear_pool(&address, None, false, &mut change);
         } else if usable {
@@ -411,14 +402,8 @@ impl TopologyDescription {
         message: impl Into<String>,
         timeout: bool,
     ) -> TopologyChange {
-        let was_known = self
-            .servers
-            .get(address)
-            .is_some_and(ServerDescription::is_available);
-        let mut change = self.apply(ServerDescription::unknown(
-            address.clone(),
-            Some(message.into()),
-        ));
+        let was_known = self.servers.get(address).is_some_and(ServerDescription::is_available);
+        let mut change = self.apply(ServerDescription::unknown(address.clone(), Some(message.into())));
         if let Some(clear) = &mut change.clear_pool {
             clear.interrupt_in_use_connections = timeout;
             if was_known {
@@ -461,41 +446,27 @@ impl TopologyDescription {
     ///
     /// Behind a load balancer no server is ever marked `Unknown`; the affected service's
     /// connections are cleared instead.
-    pub fn handle_application_error(
-        &mut self,
-        address: &ServerAddress,
-        error: ApplicationError,
-    ) -> TopologyChange {
+    pub fn handle_application_error(&mut self, address: &ServerAddress, error: ApplicationError) -> TopologyChange {
         let mut change = TopologyChange::default();
         let Some(current) = self.servers.get(address) else {
             return change;
         };
         let load_balanced = self.topology_type == TopologyType::LoadBalanced;
-        let service_id = if load_balanced {
-            error.service_id
-        } else {
-            None
-        };
+        let service_id = if load_balanced { error.service_id } else { None };
         if error.connection_generation < self.pool_generation(address, service_id) {
             return change;
         }
         if error.kind.is_state_change() {
             let topology_version = match &error.kind {
-                ApplicationErrorKind::Command {
-                    topology_version, ..
-                } => *topology_version,
+                ApplicationErrorKind::Command { topology_version, .. } => *topology_version,
                 _ => None,
             };
-            let known = compare_topology_versions(
-                current.topology_version.as_ref(),
-                topology_version.as_ref(),
-            );
+            let known = compare_topology_versions(current.topology_version.as_ref(), topology_version.as_ref());
             if matches!(known, Some(Ordering::Greater | Ordering::Equal)) {
                 return change;
             }
             if !load_balanced {
-                let mut unknown =
-                    ServerDescription::unknown(address.clone(), Some(error.kind.to_string()));
+                let mut unknown = ServerDescription::unknown(address.clone(), Some(error.kind.to_string()));
                 unknown.topology_version = topology_version;
                 self.update(unknown, &mut change);
             }
@@ -558,16 +529,13 @@ impl TopologyDescription {
         let Some(current) = self.servers.get(&description.address) else {
             return false;
         };
-        let stale = compare_topology_versions(
-            current.topology_version.as_ref(),
-            description.topology_version.as_ref(),
-        ) == Some(Ordering::Greater);
+        let stale = compare_topology_versions(current.topology_version.as_ref(), description.topology_version.as_ref())
+            == Some(Ordering::Greater);
         if stale {
             return false;
         }
         description.continue_round_trip_times(current);
-        self.servers
-            .insert(description.address.clone(), description.clone());
+        self.servers.insert(description.address.clone(), description.clone());
         let address = &description.address;
         match (self.topology_type, description.server_type) {
             (TopologyType::LoadBalanced, _) => {}
@@ -581,9 +549,7 @@ impl TopologyDescription {
                     self.remove(address, change);
                 }
             }
-            (TopologyType::Unknown, ServerType::Mongos) => {
-                self.topology_type = TopologyType::Sharded
-            }
+            (TopologyType::Unknown, ServerType::Mongos) => self.topology_type = TopologyType::Sharded,
             (TopologyType::Unknown, ServerType::LoadBalancer) => self.remove(address, change),
 
             (TopologyType::Sharded, ServerType::Unknown | ServerType::Mongos) => {}
@@ -639,11 +605,7 @@ impl TopologyDescription {
     /// add the members it lists (never remove any: only a primary's list is authoritative),
     /// and drop it if it is known by another name (`me`), so an operation cannot be sent to
     /// an alias that will vanish once the primary answers.
-    fn update_rs_without_primary(
-        &mut self,
-        description: &ServerDescription,
-        change: &mut TopologyChange,
-    ) {
+    fn update_rs_without_primary(&mut self, description: &ServerDescription, change: &mut TopologyChange) {
         let address = &description.address;
         match &self.set_name {
             None => self.set_name.clone_from(&description.set_name),
@@ -663,11 +625,7 @@ impl TopologyDescription {
 
     /// A secondary, arbiter or other member while a primary is known: the primary's member
     /// list stands, so only this server itself can be removed (wrong set, or another name).
-    fn update_rs_with_primary_from_member(
-        &mut self,
-        description: &ServerDescription,
-        change: &mut TopologyChange,
-    ) {
+    fn update_rs_with_primary_from_member(&mut self, description: &ServerDescription, change: &mut TopologyChange) {
         let address = &description.address;
         let wrong_set = self.set_name != description.set_name;
         let wrong_name = description.me.as_ref().is_some_and(|me| me != address);
@@ -682,11 +640,7 @@ impl TopologyDescription {
     /// than one already seen (a stale primary about to step down), it is trusted: any other
     /// primary becomes `Unknown` and is re-checked, and the member list becomes exactly the
     /// primary's.
-    fn update_rs_from_primary(
-        &mut self,
-        description: &ServerDescription,
-        change: &mut TopologyChange,
-    ) {
+    fn update_rs_from_primary(&mut self, description: &ServerDescription, change: &mut TopologyChange) {
         let address = &description.address;
         match &self.set_name {
             None => self.set_name.clone_from(&description.set_name),
@@ -708,18 +662,14 @@ impl TopologyDescription {
         let old_primaries: Vec<ServerAddress> = self
             .servers
             .values()
-            .filter(|server| {
-                server.server_type == ServerType::RsPrimary && &server.address != address
-            })
+            .filter(|server| server.server_type == ServerType::RsPrimary && &server.address != address)
             .map(|server| server.address.clone())
             .collect();
         for old in old_primaries {
             // Its pool is kept: the old primary is now most likely a secondary.
             let error = "primary marked stale due to discovery of newer primary".to_owned();
-            self.servers.insert(
-                old.clone(),
-                ServerDescription::unknown(old.clone(), Some(error)),
-            );
+            self.servers
+                .insert(old.clone(), ServerDescription::unknown(old.clone(), Some(error)));
             change.request_immediate_check.push(old);
         }
         for member in description.members() {
@@ -754,8 +704,7 @@ impl TopologyDescription {
         if primary.max_wire_version >= ELECTION_ID_FIRST_WIRE_VERSION {
             // `None` orders below any value, as the specification wants for missing ids.
             let newer = primary.election_id > self.max_election_id
-                || (primary.election_id == self.max_election_id
-                    && primary.set_version >= self.max_set_version);
+                || (primary.election_id == self.max_election_id && primary.set_version >= self.max_set_version);
             if !newer {
                 return Err(stale());
             }
@@ -764,21 +713,17 @@ impl TopologyDescription {
             return Ok(());
         }
         if let (Some(set_version), Some(election_id)) = (primary.set_version, primary.election_id) {
-            if let (Some(max_set_version), Some(max_election_id)) =
-                (self.max_set_version, self.max_election_id)
+            if let (Some(max_set_version), Some(max_election_id)) = (self.max_set_version, self.max_election_id)
+                && (max_set_version > set_version || (max_set_version == set_version && max_election_id > election_id))
             {
-                if max_set_version > set_version
-                    || (max_set_version == set_version && max_election_id > election_id)
-                {
-                    return Err(stale());
-                }
+                return Err(stale());
             }
             self.max_election_id = Some(election_id);
         }
-        if let Some(set_version) = primary.set_version {
-            if self.max_set_version.is_none_or(|max| set_version > max) {
-                self.max_set_version = Some(set_version);
-            }
+        if let Some(set_version) = primary.set_version
+            && self.max_set_version.is_none_or(|max| set_version > max)
+        {
+            self.max_set_version = Some(set_version);
         }
         Ok(())
     }
@@ -793,18 +738,15 @@ impl TopologyDescription {
 
     fn add(&mut self, address: &ServerAddress, change: &mut TopologyChange) {
         if !self.servers.contains_key(address) {
-            self.servers.insert(
-                address.clone(),
-                ServerDescription::unknown(address.clone(), None),
-            );
+            self.servers
+                .insert(address.clone(), ServerDescription::unknown(address.clone(), None));
             change.added.push(address.clone());
         }
     }
 
     fn remove(&mut self, address: &ServerAddress, change: &mut TopologyChange) {
         if self.servers.remove(address).is_some() {
-            self.pool_generations
-                .retain(|(server, _), _| server != address);
+            self.pool_generations.retain(|(server, _), _| server != address);
             change.request_immediate_check.retain(|a| a != address);
             change.removed.push(address.clone());
         }
@@ -817,10 +759,7 @@ impl TopologyDescription {
         interrupt_in_use_connections: bool,
         change: &mut TopologyChange,
     ) {
-        let generation = self
-            .pool_generations
-            .entry((address.clone(), service_id))
-            .or_insert(0);
+        let generation = self.pool_generations.entry((address.clone(), service_id)).or_insert(0);
         *generation = generation.saturating_add(1);
         change.clear_pool = Some(PoolClear {
             address: address.clone(),
@@ -881,8 +820,8 @@ mod tests {
 
     use super::*;
     use crate::protocol::sdam::test_support::{
-        addr, addrs, described, mongos_reply, primary_reply, replica_set, secondary_reply,
-        standalone_reply, topology, with,
+        addr, addrs, described, mongos_reply, primary_reply, replica_set, secondary_reply, standalone_reply, topology,
+        with,
     };
 
     fn oid(last: u8) -> ObjectId {
@@ -900,12 +839,7 @@ mod tests {
     }
 
     /// A primary of set "rs" at wire version `wire` with this election id and set version.
-    fn elected(
-        hosts: &[&str],
-        election: Option<u8>,
-        set_version: Option<i32>,
-        wire: i32,
-    ) -> bson::RawDocumentBuf {
+    fn elected(hosts: &[&str], election: Option<u8>, set_version: Option<i32>, wire: i32) -> bson::RawDocumentBuf {
         let mut reply = with(primary_reply("rs", hosts), "maxWireVersion", wire);
         if let Some(election) = election {
             reply = with(reply, "electionId", oid(election));
@@ -922,23 +856,12 @@ mod tests {
             (vec!["a"], None, true, false, TopologyType::Single),
             (vec!["a"], Some("rs"), true, false, TopologyType::Single),
             (vec!["a", "b"], None, false, false, TopologyType::Unknown),
-            (
-                vec!["a"],
-                Some("rs"),
-                false,
-                false,
-                TopologyType::ReplicaSetNoPrimary,
-            ),
+            (vec!["a"], Some("rs"), false, false, TopologyType::ReplicaSetNoPrimary),
             (vec!["a"], None, false, true, TopologyType::LoadBalanced),
         ];
         for (seeds, set, direct, load_balanced, expected) in cases {
-            let topology = TopologyDescription::new(
-                addrs(&seeds),
-                set.map(str::to_owned),
-                direct,
-                load_balanced,
-            )
-            .unwrap();
+            let topology =
+                TopologyDescription::new(addrs(&seeds), set.map(str::to_owned), direct, load_balanced).unwrap();
             assert_eq!(topology.topology_type(), expected);
             assert_eq!(topology.set_name(), set);
             assert_eq!(topology.servers().len(), seeds.len());
@@ -947,10 +870,7 @@ mod tests {
         assert_eq!(server_type(&lb, "lb"), Some(ServerType::LoadBalancer));
         // Seeds are deduplicated after lower-casing.
         assert_eq!(topology(&["A", "a"]).servers().len(), 1);
-        assert_eq!(
-            topology(&["a"]).heartbeat_frequency(),
-            DEFAULT_HEARTBEAT_FREQUENCY
-        );
+        assert_eq!(topology(&["a"]).heartbeat_frequency(), DEFAULT_HEARTBEAT_FREQUENCY);
     }
 
     #[test]
@@ -960,10 +880,7 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert_eq!(
-            new(&[], None, false, false),
-            "at least one host is required"
-        );
+        assert_eq!(new(&[], None, false, false), "at least one host is required");
         assert!(new(&["a", "b"], None, true, false).contains("directConnection=true"));
         assert!(new(&["a", "b"], None, false, true).contains("more than one host"));
         assert!(new(&["a"], None, true, true).contains("directConnection"));
@@ -994,11 +911,7 @@ mod tests {
     fn passives_and_arbiters_are_members_too() {
         let mut t = replica_set(&["a"], "rs");
         let reply = with(
-            with(
-                primary_reply("rs", &["a"]),
-                "passives",
-                bson::rawbson!(["p:27017"]),
-            ),
+            with(primary_reply("rs", &["a"]), "passives", bson::rawbson!(["p:27017"])),
             "arbiters",
             bson::rawbson!(["x:27017"]),
         );
@@ -1055,11 +968,7 @@ mod tests {
                 true,
             );
             let change = t.apply(described("a", &reply));
-            assert_eq!(
-                t.topology_type(),
-                TopologyType::ReplicaSetNoPrimary,
-                "{extra}"
-            );
+            assert_eq!(t.topology_type(), TopologyType::ReplicaSetNoPrimary, "{extra}");
             assert_eq!(change.added, addrs(&["b"]));
             // Neither holds data: no pool to make ready.
             assert_eq!(change.ready_pool, None);
@@ -1116,10 +1025,7 @@ mod tests {
             "a:27017",
         );
         t.apply(described("localhost:27017", &reply));
-        assert_eq!(
-            server_type(&t, "localhost:27017"),
-            Some(ServerType::RsPrimary)
-        );
+        assert_eq!(server_type(&t, "localhost:27017"), Some(ServerType::RsPrimary));
         assert_eq!(t.topology_type(), TopologyType::ReplicaSetWithPrimary);
     }
 
@@ -1161,10 +1067,7 @@ mod tests {
         ));
         assert_eq!(server_type(&t, "b"), Some(ServerType::RsPrimary));
         assert_eq!(t.topology_type(), TopologyType::ReplicaSetWithPrimary);
-        assert_eq!(
-            (t.max_election_id(), t.max_set_version()),
-            (Some(oid(2)), Some(1))
-        );
+        assert_eq!((t.max_election_id(), t.max_set_version()), (Some(oid(2)), Some(1)));
         assert_eq!(change.request_immediate_check, []);
         assert_eq!(change.ready_pool, None);
     }
@@ -1177,10 +1080,7 @@ mod tests {
         t.apply(described("b", &elected(&["a", "b"], Some(2), Some(1), 17)));
         assert_eq!(server_type(&t, "b"), Some(ServerType::RsPrimary));
         // ...and the tuple moves together, so maxSetVersion goes down.
-        assert_eq!(
-            (t.max_election_id(), t.max_set_version()),
-            (Some(oid(2)), Some(1))
-        );
+        assert_eq!((t.max_election_id(), t.max_set_version()), (Some(oid(2)), Some(1)));
         // Same election, lower set version: stale.
         t.apply(described("b", &elected(&["a", "b"], Some(2), Some(0), 17)));
         assert_eq!(server_type(&t, "b"), Some(ServerType::Unknown));
@@ -1201,10 +1101,7 @@ mod tests {
         t.apply(described("b", &elected(&["a", "b"], Some(1), Some(2), 16)));
         assert_eq!(server_type(&t, "b"), Some(ServerType::RsPrimary));
         assert_eq!(server_type(&t, "a"), Some(ServerType::Unknown));
-        assert_eq!(
-            (t.max_election_id(), t.max_set_version()),
-            (Some(oid(1)), Some(2))
-        );
+        assert_eq!((t.max_election_id(), t.max_set_version()), (Some(oid(1)), Some(2)));
         // Lower setVersion loses despite a newer electionId.
         t.apply(described("a", &elected(&["a", "b"], Some(3), Some(1), 16)));
         assert_eq!(server_type(&t, "a"), Some(ServerType::Unknown));
@@ -1212,20 +1109,14 @@ mod tests {
         // A primary without electionId is not judged, but its setVersion is recorded.
         t.apply(described("a", &elected(&["a", "b"], None, Some(5), 16)));
         assert_eq!(server_type(&t, "a"), Some(ServerType::RsPrimary));
-        assert_eq!(
-            (t.max_election_id(), t.max_set_version()),
-            (Some(oid(1)), Some(5))
-        );
+        assert_eq!((t.max_election_id(), t.max_set_version()), (Some(oid(1)), Some(5)));
     }
 
     #[test]
     fn primary_that_disconnects_leaves_no_primary_and_its_pool_cleared() {
         let mut t = replica_set(&["a", "b"], "rs");
         t.apply(described("a", &primary_reply("rs", &["a", "b"])));
-        let change = t.apply(ServerDescription::unknown(
-            addr("a"),
-            Some("connection refused".into()),
-        ));
+        let change = t.apply(ServerDescription::unknown(addr("a"), Some("connection refused".into())));
         assert_eq!(t.topology_type(), TopologyType::ReplicaSetNoPrimary);
         assert_eq!(
             change.clear_pool,
@@ -1332,18 +1223,13 @@ mod tests {
         }
         // Even an arbiter's pool is made ready on a direct connection.
         let mut t = TopologyDescription::new(addrs(&["a"]), None, true, false).unwrap();
-        let arbiter =
-            rawdoc! { "ok": 1, "setName": "rs", "arbiterOnly": true, "maxWireVersion": 21 };
-        assert_eq!(
-            t.apply(described("a", &arbiter)).ready_pool,
-            Some(addr("a"))
-        );
+        let arbiter = rawdoc! { "ok": 1, "setName": "rs", "arbiterOnly": true, "maxWireVersion": 21 };
+        assert_eq!(t.apply(described("a", &arbiter)).ready_pool, Some(addr("a")));
     }
 
     #[test]
     fn direct_connection_with_a_set_name_rejects_other_sets() {
-        let mut t =
-            TopologyDescription::new(addrs(&["a"]), Some("rs".into()), true, false).unwrap();
+        let mut t = TopologyDescription::new(addrs(&["a"]), Some("rs".into()), true, false).unwrap();
         t.apply(described("a", &secondary_reply("other", &["a"])));
         let a = t.server(&addr("a")).unwrap();
         assert_eq!(a.server_type, ServerType::Unknown);
@@ -1373,9 +1259,7 @@ mod tests {
         t.apply(described("b", &too_new));
         assert_eq!(
             t.compatibility_error().as_deref(),
-            Some(
-                "Server at b:27017 requires wire version 999, but this version of mongowire only supports up to 25."
-            )
+            Some("Server at b:27017 requires wire version 999, but this version of mongowire only supports up to 25.")
         );
         let error = t.check_compatible().unwrap_err().to_string();
         assert!(error.contains("field minWireVersion"), "{error}");
@@ -1395,10 +1279,7 @@ mod tests {
     #[test]
     fn standalone_without_wire_versions_is_incompatible_until_upgraded() {
         let mut t = topology(&["a"]);
-        t.apply(described(
-            "a",
-            &rawdoc! { "ok": 1, "isWritablePrimary": true },
-        ));
+        t.apply(described("a", &rawdoc! { "ok": 1, "isWritablePrimary": true }));
         assert!(t.compatibility_error().is_some());
         t.apply(described("a", &standalone_reply()));
         assert_eq!(t.compatibility_error(), None);
@@ -1410,24 +1291,17 @@ mod tests {
         let hosts = ["a", "b", "c", "d"];
         t.apply(described(
             "a",
-            &with(
-                primary_reply("rs", &hosts),
-                "logicalSessionTimeoutMinutes",
-                3,
-            ),
+            &with(primary_reply("rs", &hosts), "logicalSessionTimeoutMinutes", 3),
         ));
         assert_eq!(t.logical_session_timeout_minutes(), Some(3));
         // Arbiters and ghosts hold no data and do not count, with or without a value.
-        let arbiter = rawdoc! { "ok": 1, "setName": "rs", "arbiterOnly": true, "hosts": ["a:27017"], "maxWireVersion": 21 };
+        let arbiter =
+            rawdoc! { "ok": 1, "setName": "rs", "arbiterOnly": true, "hosts": ["a:27017"], "maxWireVersion": 21 };
         t.apply(described("c", &arbiter));
         assert_eq!(t.logical_session_timeout_minutes(), Some(3));
         t.apply(described(
             "b",
-            &with(
-                secondary_reply("rs", &hosts),
-                "logicalSessionTimeoutMinutes",
-                2,
-            ),
+            &with(secondary_reply("rs", &hosts), "logicalSessionTimeoutMinutes", 2),
         ));
         assert_eq!(t.logical_session_timeout_minutes(), Some(2));
         // A data-bearing member without the field disables sessions.
@@ -1439,36 +1313,19 @@ mod tests {
 
     #[test]
     fn replies_with_an_older_topology_version_are_ignored() {
-        let version =
-            |process: u8, counter: i64| rawdoc! { "processId": oid(process), "counter": counter };
+        let version = |process: u8, counter: i64| rawdoc! { "processId": oid(process), "counter": counter };
         let mut t = replica_set(&["a", "b"], "rs");
         t.apply(described(
             "a",
-            &with(
-                primary_reply("rs", &["a", "b"]),
-                "topologyVersion",
-                version(1, 2),
-            ),
+            &with(primary_reply("rs", &["a", "b"]), "topologyVersion", version(1, 2)),
         ));
-        let older = with(
-            secondary_reply("rs", &["a", "b"]),
-            "topologyVersion",
-            version(1, 1),
-        );
+        let older = with(secondary_reply("rs", &["a", "b"]), "topologyVersion", version(1, 1));
         assert_eq!(t.apply(described("a", &older)), TopologyChange::default());
         assert_eq!(server_type(&t, "a"), Some(ServerType::RsPrimary));
         // Equal replaces (to refresh round-trip and update times), as does a restart.
-        let equal = with(
-            primary_reply("rs", &["a", "b"]),
-            "topologyVersion",
-            version(1, 2),
-        );
+        let equal = with(primary_reply("rs", &["a", "b"]), "topologyVersion", version(1, 2));
         assert_eq!(t.apply(described("a", &equal)).ready_pool, Some(addr("a")));
-        let restarted = with(
-            secondary_reply("rs", &["a", "b"]),
-            "topologyVersion",
-            version(2, 0),
-        );
+        let restarted = with(secondary_reply("rs", &["a", "b"]), "topologyVersion", version(2, 0));
         t.apply(described("a", &restarted));
         assert_eq!(server_type(&t, "a"), Some(ServerType::RsSecondary));
         // A failed check carries no version, so it always applies.
@@ -1501,10 +1358,7 @@ mod tests {
         // Back from Unknown, the average starts over.
         t.apply(check(Some(ms(30))));
         assert_eq!(t.server(&addr("a")).unwrap().round_trip_time, Some(ms(30)));
-        assert_eq!(
-            t.server(&addr("a")).unwrap().min_round_trip_time(),
-            Duration::ZERO
-        );
+        assert_eq!(t.server(&addr("a")).unwrap().min_round_trip_time(), Duration::ZERO);
     }
 
     #[test]
@@ -1516,10 +1370,7 @@ mod tests {
         let clear = change.clear_pool.unwrap();
         assert!(!clear.interrupt_in_use_connections);
         assert_eq!(t.topology_type(), TopologyType::ReplicaSetNoPrimary);
-        assert_eq!(
-            t.server(&addr("a")).unwrap().error.as_deref(),
-            Some("connection reset")
-        );
+        assert_eq!(t.server(&addr("a")).unwrap().error.as_deref(), Some("connection reset"));
         // Already Unknown: wait for the next heartbeat. A timeout interrupts connections in use.
         let change = t.handle_check_network_error(&addr("a"), "timed out", true);
         assert_eq!(change.request_immediate_check, []);
@@ -1536,10 +1387,7 @@ mod tests {
     #[test]
     fn load_balanced_topology_is_never_updated_by_checks() {
         let mut t = TopologyDescription::new(addrs(&["lb"]), None, false, true).unwrap();
-        assert_eq!(
-            t.apply(described("lb", &mongos_reply())),
-            TopologyChange::default()
-        );
+        assert_eq!(t.apply(described("lb", &mongos_reply())), TopologyChange::default());
         assert_eq!(server_type(&t, "lb"), Some(ServerType::LoadBalancer));
         assert_eq!(t.compatibility_error(), None);
     }
@@ -1548,10 +1396,7 @@ mod tests {
     fn describe_lists_each_server_with_type_rtt_and_error() {
         let mut t = replica_set(&["a", "b"], "rs");
         t.apply(described("a", &primary_reply("rs", &["a", "b"])));
-        t.apply(ServerDescription::unknown(
-            addr("b"),
-            Some("connection refused".into()),
-        ));
+        t.apply(ServerDescription::unknown(addr("b"), Some("connection refused".into())));
         assert_eq!(
             t.describe(),
             "type ReplicaSetWithPrimary, set \"rs\"\n\

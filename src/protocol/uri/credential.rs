@@ -186,9 +186,7 @@ pub(super) fn resolve(
         .as_ref()
         .map_or("the default mechanism (SCRAM)", AuthMechanism::name);
     if !rules.takes_properties && !requested.properties.is_empty() {
-        return Err(invalid(format!(
-            "authMechanismProperties do not apply to {mechanism}"
-        )));
+        return Err(invalid(format!("authMechanismProperties do not apply to {mechanism}")));
     }
     match requested.username.as_deref() {
         Some("") => {
@@ -240,9 +238,7 @@ mod tests {
     use super::*;
 
     fn credential(uri: &str) -> Credential {
-        ok(uri)
-            .credential
-            .unwrap_or_else(|| panic!("{uri}: no credential"))
+        ok(uri).credential.unwrap_or_else(|| panic!("{uri}: no credential"))
     }
 
     #[test]
@@ -252,9 +248,7 @@ mod tests {
         assert_eq!(plain.mechanism, None);
         assert!(plain.mechanism_properties.is_empty());
         assert_eq!(
-            credential("mongodb://user:password@localhost/foo")
-                .source
-                .as_deref(),
+            credential("mongodb://user:password@localhost/foo").source.as_deref(),
             Some("foo")
         );
         assert_eq!(
@@ -267,10 +261,7 @@ mod tests {
             let c = credential(&format!(
                 "mongodb://user:password@localhost/foo?authMechanism={mechanism}"
             ));
-            assert_eq!(
-                c.mechanism.as_ref().map(AuthMechanism::name),
-                Some(mechanism)
-            );
+            assert_eq!(c.mechanism.as_ref().map(AuthMechanism::name), Some(mechanism));
             assert_eq!(c.source.as_deref(), Some("foo"));
             assert_err(
                 &format!("mongodb://localhost/?authMechanism={mechanism}"),
@@ -298,10 +289,7 @@ mod tests {
             "mongodb://@localhost.com/",
             "the user name before '@' is empty; the default mechanism (SCRAM) needs one",
         );
-        assert_err(
-            "mongodb://:@localhost.com/",
-            "the user name before '@' is empty",
-        );
+        assert_err("mongodb://:@localhost.com/", "the user name before '@' is empty");
         assert_err(
             "mongodb://localhost/?authMechanismProperties=SERVICE_NAME:x",
             "authMechanismProperties do not apply to the default mechanism (SCRAM)",
@@ -315,21 +303,14 @@ mod tests {
     #[test]
     fn x509_authenticates_against_external_without_a_password() {
         let subject = "CN%3DmyName%2COU%3DmyOrgUnit%2CO%3DmyOrg%2CL%3DmyLocality%2CST%3DmyState%2CC%3DmyCountry";
-        let c = credential(&format!(
-            "mongodb://{subject}@localhost/foo?authMechanism=MONGODB-X509"
-        ));
+        let c = credential(&format!("mongodb://{subject}@localhost/foo?authMechanism=MONGODB-X509"));
         assert_eq!(
             c.username.as_deref(),
             Some("CN=myName,OU=myOrgUnit,O=myOrg,L=myLocality,ST=myState,C=myCountry")
         );
-        assert_eq!(
-            c.source.as_deref(),
-            Some("$external"),
-            "the database is ignored"
-        );
+        assert_eq!(c.source.as_deref(), Some("$external"), "the database is ignored");
         assert_eq!(c.mechanism, Some(AuthMechanism::MongoDbX509));
-        let anonymous =
-            credential("mongodb://localhost/?authMechanism=MONGODB-X509&authSource=$external");
+        let anonymous = credential("mongodb://localhost/?authMechanism=MONGODB-X509&authSource=$external");
         assert_eq!(anonymous.username, None);
         assert_eq!(anonymous.source.as_deref(), Some("$external"));
         assert_err(
@@ -361,10 +342,7 @@ mod tests {
                 .as_deref(),
             Some("foo")
         );
-        assert_err(
-            "mongodb://localhost/?authMechanism=PLAIN",
-            "PLAIN needs a user name",
-        );
+        assert_err("mongodb://localhost/?authMechanism=PLAIN", "PLAIN needs a user name");
 
         let gssapi = credential(
             "mongodb://user%40DOMAIN.COM@localhost/foo?authMechanism=GSSAPI\
@@ -373,31 +351,21 @@ mod tests {
         assert_eq!(gssapi.username.as_deref(), Some("user@DOMAIN.COM"));
         assert_eq!(gssapi.source.as_deref(), Some("$external"));
         assert_eq!(gssapi.mechanism_properties["SERVICE_NAME"], "other");
-        assert_eq!(
-            gssapi.mechanism_properties["CANONICALIZE_HOST_NAME"],
-            "forward"
-        );
-        let with_password = credential(
-            "mongodb://user%40DOMAIN.COM:password@localhost/?authMechanism=GSSAPI&authSource=$external",
-        );
+        assert_eq!(gssapi.mechanism_properties["CANONICALIZE_HOST_NAME"], "forward");
+        let with_password =
+            credential("mongodb://user%40DOMAIN.COM:password@localhost/?authMechanism=GSSAPI&authSource=$external");
         assert_eq!(with_password.password.unwrap().expose(), "password");
         assert_err(
             "mongodb://user%40DOMAIN.COM@localhost/?authMechanism=GSSAPI&authSource=foo",
             "GSSAPI authenticates against $external",
         );
-        assert_err(
-            "mongodb://localhost/?authMechanism=GSSAPI",
-            "GSSAPI needs a user name",
-        );
+        assert_err("mongodb://localhost/?authMechanism=GSSAPI", "GSSAPI needs a user name");
     }
 
     #[test]
     fn aws_and_oidc() {
         let aws = credential("mongodb://localhost/?authMechanism=MONGODB-AWS");
-        assert_eq!(
-            (aws.username, aws.source.as_deref()),
-            (None, Some("$external"))
-        );
+        assert_eq!((aws.username, aws.source.as_deref()), (None, Some("$external")));
         let keys = credential(
             "mongodb://user%21%40%23%24%25%5E%26%2A%28%29_%2B:pass%21%40%23%24%25%5E%26%2A%28%29_%2B@localhost/?authMechanism=MONGODB-AWS",
         );
@@ -414,21 +382,15 @@ mod tests {
         let token = &parsed.credential.as_ref().unwrap().mechanism_properties["AWS_SESSION_TOKEN"];
         assert_eq!(token, "token!Tok3n");
         let shown = format!("{parsed:?} {parsed}");
+        assert!(!shown.contains("Tok3n") && !shown.contains("password@"), "{shown}");
         assert!(
-            !shown.contains("Tok3n") && !shown.contains("password@"),
-            "{shown}"
-        );
-        assert!(
-            parsed
-                .redacted()
-                .ends_with("&authMechanismProperties=<redacted>"),
+            parsed.redacted().ends_with("&authMechanismProperties=<redacted>"),
             "{}",
             parsed.redacted()
         );
 
-        let oidc = credential(
-            "mongodb://localhost/?authMechanism=MONGODB-OIDC&authMechanismProperties=ENVIRONMENT:test",
-        );
+        let oidc =
+            credential("mongodb://localhost/?authMechanism=MONGODB-OIDC&authMechanismProperties=ENVIRONMENT:test");
         assert_eq!(oidc.source.as_deref(), Some("$external"));
         assert_eq!(oidc.mechanism_properties["ENVIRONMENT"], "test");
         let named = credential(
@@ -447,10 +409,7 @@ mod tests {
             "mongodb://u:p@h/?authMechanism=SCRAM-SHA-512",
             "\"authMechanism=SCRAM-SHA-512\" is not an authentication mechanism",
         );
-        assert_err(
-            "mongodb://u:p@h/?authMechanism=scram-sha-1",
-            "(in capitals)",
-        );
+        assert_err("mongodb://u:p@h/?authMechanism=scram-sha-1", "(in capitals)");
         // The option name itself is case-insensitive.
         assert_eq!(
             credential("mongodb://u:p@h/?AUTHMECHANISM=PLAIN").mechanism,

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::protocol::{
-    Acknowledgment, AuthMechanism, Password, ReadConcern, ReadConcernLevel, ReadPreference,
-    ReadPreferenceMode, TagSet, WriteConcern,
+    Acknowledgment, AuthMechanism, Password, ReadConcern, ReadConcernLevel, ReadPreference, ReadPreferenceMode, TagSet,
+    WriteConcern,
 };
 use crate::wire::Compressor;
 
@@ -161,10 +161,7 @@ impl UriOptions {
     /// `readPreference`, `readPreferenceTags` and `maxStalenessSeconds` (the default,
     /// primary, then applies).
     pub fn read_preference(&self) -> Option<ReadPreference> {
-        if self.read_preference.is_none()
-            && self.read_preference_tags.is_empty()
-            && self.max_staleness.is_none()
-        {
+        if self.read_preference.is_none() && self.read_preference_tags.is_empty() && self.max_staleness.is_none() {
             return None;
         }
         Some(ReadPreference {
@@ -176,9 +173,7 @@ impl UriOptions {
 
     /// The read concern, when `readConcernLevel` was given.
     pub fn read_concern(&self) -> Option<ReadConcern> {
-        self.read_concern_level
-            .clone()
-            .map(|level| ReadConcern { level })
+        self.read_concern_level.clone().map(|level| ReadConcern { level })
     }
 
     /// The write concern, when any of `w`, `wTimeoutMS` and `journal` was given.
@@ -201,10 +196,7 @@ impl UriOptions {
     fn tls_setting_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         [
             (self.tls_ca_file.is_some(), Key::TlsCaFile),
-            (
-                self.tls_certificate_key_file.is_some(),
-                Key::TlsCertificateKeyFile,
-            ),
+            (self.tls_certificate_key_file.is_some(), Key::TlsCertificateKeyFile),
             (
                 self.tls_certificate_key_file_password.is_some(),
                 Key::TlsCertificateKeyFilePassword,
@@ -238,12 +230,12 @@ impl UriOptions {
 /// `srvMaxHosts` rules. Returns what is wrong, for the caller to prefix.
 pub(super) fn validate(options: &UriOptions) -> Result<(), String> {
     let given: Vec<&str> = options.tls_setting_names().collect();
-    if options.tls == Some(false) {
-        if let Some(first) = given.first() {
-            return Err(format!(
-                "tls=false conflicts with {first}; remove the TLS settings or set tls=true"
-            ));
-        }
+    if options.tls == Some(false)
+        && let Some(first) = given.first()
+    {
+        return Err(format!(
+            "tls=false conflicts with {first}; remove the TLS settings or set tls=true"
+        ));
     }
     // Each pair relaxes overlapping checks two ways; the spec makes any combination an error,
     // whatever the values, so a URI never depends on which one wins.
@@ -252,10 +244,7 @@ pub(super) fn validate(options: &UriOptions) -> Result<(), String> {
         (Key::TlsInsecure, Key::TlsAllowInvalidHostnames),
         (Key::TlsInsecure, Key::TlsDisableOcspEndpointCheck),
         (Key::TlsInsecure, Key::TlsDisableCertificateRevocationCheck),
-        (
-            Key::TlsAllowInvalidCertificates,
-            Key::TlsDisableOcspEndpointCheck,
-        ),
+        (Key::TlsAllowInvalidCertificates, Key::TlsDisableOcspEndpointCheck),
         (
             Key::TlsAllowInvalidCertificates,
             Key::TlsDisableCertificateRevocationCheck,
@@ -267,42 +256,28 @@ pub(super) fn validate(options: &UriOptions) -> Result<(), String> {
     ];
     for (a, b) in EXCLUSIVE {
         if given.contains(&a.name()) && given.contains(&b.name()) {
-            return Err(format!(
-                "{} and {} cannot both be given",
-                a.name(),
-                b.name()
-            ));
+            return Err(format!("{} and {} cannot both be given", a.name(), b.name()));
         }
     }
 
     let mode = options.read_preference.unwrap_or_default();
     if mode == ReadPreferenceMode::Primary {
-        if options
-            .read_preference_tags
-            .iter()
-            .any(|set| !set.is_empty())
-        {
-            return Err(
-                "readPreferenceTags need a readPreference other than primary (the default)".into(),
-            );
+        if options.read_preference_tags.iter().any(|set| !set.is_empty()) {
+            return Err("readPreferenceTags need a readPreference other than primary (the default)".into());
         }
         if options.max_staleness.is_some() {
-            return Err(
-                "maxStalenessSeconds needs a readPreference other than primary (the default)"
-                    .into(),
-            );
+            return Err("maxStalenessSeconds needs a readPreference other than primary (the default)".into());
         }
     }
 
     if options.w == Some(Acknowledgment::Nodes(0)) && options.journal == Some(true) {
         return Err("w=0 asks for no acknowledgment, which contradicts journal=true".into());
     }
-    if let (Some(min), Some(max)) = (options.min_pool_size, options.max_pool_size) {
-        if max > 0 && min > max {
-            return Err(format!(
-                "minPoolSize={min} is larger than maxPoolSize={max}"
-            ));
-        }
+    if let (Some(min), Some(max)) = (options.min_pool_size, options.max_pool_size)
+        && max > 0
+        && min > max
+    {
+        return Err(format!("minPoolSize={min} is larger than maxPoolSize={max}"));
     }
     validate_topology(options)
 }
@@ -344,11 +319,7 @@ impl Pair {
 /// Splits the options at `range` into pairs. `&` separates them; `;` does when no `&`
 /// appears, a legacy form the spec allows (with a warning here). Empty pieces, as in `?&w=1`,
 /// are skipped.
-pub(super) fn split_query(
-    source: &Source<'_>,
-    range: Range<usize>,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<Pair>> {
+pub(super) fn split_query(source: &Source<'_>, range: Range<usize>, warnings: &mut Vec<String>) -> Result<Vec<Pair>> {
     let query = source.get(range.clone());
     let separator = if !query.contains('&') && query.contains(';') {
         warnings.push("options are separated by ';', a legacy form; use '&' instead".into());
@@ -371,10 +342,7 @@ pub(super) fn split_query(
             )));
         };
         if equals == 0 {
-            return Err(source.invalid(format!(
-                "option {} has no name before '='",
-                source.quote(piece_range)
-            )));
+            return Err(source.invalid(format!("option {} has no name before '='", source.quote(piece_range))));
         }
         pairs.push(Pair {
             key: piece_range.start..piece_range.start + equals,
@@ -393,8 +361,7 @@ pub(super) enum Origin {
 }
 
 /// The Initial DNS Seedlist Discovery spec lets a TXT record set these three options only.
-const NOT_IN_TXT: &str =
-    "is not allowed in a TXT record (only authSource, replicaSet and loadBalanced)";
+const NOT_IN_TXT: &str = "is not allowed in a TXT record (only authSource, replicaSet and loadBalanced)";
 
 /// Options read so far, with the credential options that end up in the credential, the byte
 /// ranges of secret values (for the redacted form) and warnings.
@@ -416,10 +383,7 @@ impl Collected {
         let key_text = source.get(pair.key.clone());
         let Some(key) = Key::from_name(key_text) else {
             if origin == Origin::TxtRecord {
-                return Err(source.invalid(format!(
-                    "option {} {NOT_IN_TXT}",
-                    source.quote(pair.key.clone())
-                )));
+                return Err(source.invalid(format!("option {} {NOT_IN_TXT}", source.quote(pair.key.clone()))));
             }
             // Options of other drivers may hold secrets too (sslPEMKeyPassword, ...).
             if key_text.to_ascii_lowercase().contains("password") {
@@ -428,9 +392,7 @@ impl Collected {
             self.warnings.push(unknown_option(source, pair));
             return Ok(());
         };
-        if origin == Origin::TxtRecord
-            && !matches!(key, Key::AuthSource | Key::ReplicaSet | Key::LoadBalanced)
-        {
+        if origin == Origin::TxtRecord && !matches!(key, Key::AuthSource | Key::ReplicaSet | Key::LoadBalanced) {
             return Err(source.invalid(format!("option {} {NOT_IN_TXT}", key.name())));
         }
         let secret = matches!(
@@ -507,10 +469,7 @@ impl Collected {
                 value.millis(warnings, 0, I32_MAX, AT_LEAST_0)?,
             ),
             Key::DirectConnection => keep(&mut options.direct_connection, value.flag(warnings)?),
-            Key::EnableOverloadRetargeting => keep(
-                &mut options.enable_overload_retargeting,
-                value.flag(warnings)?,
-            ),
+            Key::EnableOverloadRetargeting => keep(&mut options.enable_overload_retargeting, value.flag(warnings)?),
             Key::HeartbeatFrequencyMs => keep(
                 &mut options.heartbeat_frequency,
                 value.millis(warnings, 500, I32_MAX, "must be at least 500")?,
@@ -550,9 +509,7 @@ impl Collected {
                 &mut options.min_pool_size,
                 value.number(warnings, 0, I32_MAX, AT_LEAST_0)?,
             ),
-            Key::ReadConcernLevel => {
-                options.read_concern_level = Some(ReadConcernLevel::from_name(&value.string()?))
-            }
+            Key::ReadConcernLevel => options.read_concern_level = Some(ReadConcernLevel::from_name(&value.string()?)),
             Key::ReadPreference => {
                 let mode = ReadPreferenceMode::from_name(value.text).ok_or_else(|| {
                     value.error(
@@ -574,19 +531,14 @@ impl Collected {
                 ]
                 .into_iter()
                 .find(|mode| mode.name().eq_ignore_ascii_case(value.text))
-                .ok_or_else(|| {
-                    value.error("is not a monitoring mode; expected stream, poll or auto")
-                })?;
+                .ok_or_else(|| value.error("is not a monitoring mode; expected stream, poll or auto"))?;
                 options.server_monitoring_mode = Some(mode);
             }
             Key::ServerSelectionTimeoutMs => keep(
                 &mut options.server_selection_timeout,
                 value.millis(warnings, 1, I32_MAX, AT_LEAST_1)?,
             ),
-            Key::ServerSelectionTryOnce => keep(
-                &mut options.server_selection_try_once,
-                value.flag(warnings)?,
-            ),
+            Key::ServerSelectionTryOnce => keep(&mut options.server_selection_try_once, value.flag(warnings)?),
             Key::SocketTimeoutMs => keep(
                 &mut options.socket_timeout,
                 value.millis(warnings, 0, I32_MAX, AT_LEAST_0)?,
@@ -613,22 +565,13 @@ impl Collected {
                     options.tls = Some(enabled);
                 }
             }
-            Key::TimeoutMs => keep(
-                &mut options.timeout,
-                value.millis(warnings, 0, i64::MAX, AT_LEAST_0)?,
-            ),
-            Key::TlsAllowInvalidCertificates => keep(
-                &mut options.tls_allow_invalid_certificates,
-                value.flag(warnings)?,
-            ),
-            Key::TlsAllowInvalidHostnames => keep(
-                &mut options.tls_allow_invalid_hostnames,
-                value.flag(warnings)?,
-            ),
-            Key::TlsCaFile => options.tls_ca_file = Some(PathBuf::from(value.string()?)),
-            Key::TlsCertificateKeyFile => {
-                options.tls_certificate_key_file = Some(PathBuf::from(value.string()?))
+            Key::TimeoutMs => keep(&mut options.timeout, value.millis(warnings, 0, i64::MAX, AT_LEAST_0)?),
+            Key::TlsAllowInvalidCertificates => {
+                keep(&mut options.tls_allow_invalid_certificates, value.flag(warnings)?)
             }
+            Key::TlsAllowInvalidHostnames => keep(&mut options.tls_allow_invalid_hostnames, value.flag(warnings)?),
+            Key::TlsCaFile => options.tls_ca_file = Some(PathBuf::from(value.string()?)),
+            Key::TlsCertificateKeyFile => options.tls_certificate_key_file = Some(PathBuf::from(value.string()?)),
             Key::TlsCertificateKeyFilePassword => {
                 options.tls_certificate_key_file_password = Some(Password::new(value.text))
             }
@@ -636,31 +579,26 @@ impl Collected {
                 &mut options.tls_disable_certificate_revocation_check,
                 value.flag(warnings)?,
             ),
-            Key::TlsDisableOcspEndpointCheck => keep(
-                &mut options.tls_disable_ocsp_endpoint_check,
-                value.flag(warnings)?,
-            ),
+            Key::TlsDisableOcspEndpointCheck => {
+                keep(&mut options.tls_disable_ocsp_endpoint_check, value.flag(warnings)?)
+            }
             Key::TlsInsecure => keep(&mut options.tls_insecure, value.flag(warnings)?),
             Key::W => options.w = Some(value.acknowledgment()?),
             Key::WaitQueueTimeoutMs => keep(
                 &mut options.wait_queue_timeout,
                 value.millis(warnings, 1, I32_MAX, AT_LEAST_1)?,
             ),
-            Key::WTimeoutMs => keep(
-                &mut options.w_timeout,
-                value.millis(warnings, 0, i64::MAX, AT_LEAST_0)?,
-            ),
+            Key::WTimeoutMs => keep(&mut options.w_timeout, value.millis(warnings, 0, i64::MAX, AT_LEAST_0)?),
             Key::ZlibCompressionLevel => keep(
                 &mut options.zlib_compression_level,
                 value.number(warnings, -1, 9, "must be -1 to 9")?,
             ),
             // The spec says unsupported keys are ignored with a warning. Connecting directly
             // where a proxy was asked for may fail, but that failure then names the host.
-            Key::ProxyHost | Key::ProxyPort | Key::ProxyUsername | Key::ProxyPassword => warnings
-                .push(format!(
-                    "option {} ignored: mongowire does not support SOCKS5 proxies",
-                    value.key.name()
-                )),
+            Key::ProxyHost | Key::ProxyPort | Key::ProxyUsername | Key::ProxyPassword => warnings.push(format!(
+                "option {} ignored: mongowire does not support SOCKS5 proxies",
+                value.key.name()
+            )),
         }
         Ok(())
     }
@@ -688,18 +626,12 @@ fn unknown_option(source: &Source<'_>, pair: &Pair) -> String {
     }
     let closest = KEYS
         .iter()
-        .map(|known| {
-            (
-                edit_distance(&lower, &known.name().to_ascii_lowercase()),
-                known,
-            )
-        })
+        .map(|known| (edit_distance(&lower, &known.name().to_ascii_lowercase()), known))
         .min_by_key(|(distance, _)| *distance);
     match closest {
-        Some((distance, known)) if distance <= 2 => format!(
-            "unknown option {quoted} ignored; did you mean {}?",
-            known.name()
-        ),
+        Some((distance, known)) if distance <= 2 => {
+            format!("unknown option {quoted} ignored; did you mean {}?", known.name())
+        }
         _ => format!("unknown option {quoted} ignored"),
     }
 }
@@ -712,9 +644,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut current = Vec::with_capacity(b.len() + 1);
         current.push(i + 1);
         for (j, cb) in b.iter().enumerate() {
-            let substitute = previous
-                .get(j)
-                .map_or(usize::MAX, |d| d + usize::from(ca != *cb));
+            let substitute = previous.get(j).map_or(usize::MAX, |d| d + usize::from(ca != *cb));
             let delete = previous.get(j + 1).map_or(usize::MAX, |d| d + 1);
             let insert = current.get(j).map_or(usize::MAX, |d| d + 1);
             current.push(substitute.min(delete).min(insert));
@@ -741,10 +671,8 @@ impl Value<'_> {
             self.source
                 .invalid(format!("the value of {} {problem}", self.key.name()))
         } else {
-            self.source.invalid(format!(
-                "{} {problem}",
-                self.source.quote(self.pair.whole())
-            ))
+            self.source
+                .invalid(format!("{} {problem}", self.source.quote(self.pair.whole())))
         }
     }
 
@@ -759,18 +687,13 @@ impl Value<'_> {
     }
 
     fn empty_ignored(&self, warnings: &mut Vec<String>) {
-        warnings.push(format!(
-            "option {} has an empty value; ignored",
-            self.key.name()
-        ));
+        warnings.push(format!("option {} has an empty value; ignored", self.key.name()));
     }
 
     /// A string option; empty values are errors, as they name nothing.
     fn string(&self) -> Result<String> {
         if self.text.is_empty() {
-            return Err(self
-                .source
-                .invalid(format!("option {} needs a value", self.key.name())));
+            return Err(self.source.invalid(format!("option {} needs a value", self.key.name())));
         }
         Ok(self.text.to_owned())
     }
@@ -800,21 +723,12 @@ impl Value<'_> {
     }
 
     /// An integer in `min..=max`, as `T`. Empty means "ignore" (spec).
-    fn number<T: TryFrom<i64>>(
-        &self,
-        warnings: &mut Vec<String>,
-        min: i64,
-        max: i64,
-        rule: &str,
-    ) -> Result<Option<T>> {
+    fn number<T: TryFrom<i64>>(&self, warnings: &mut Vec<String>, min: i64, max: i64, rule: &str) -> Result<Option<T>> {
         if self.text.is_empty() {
             self.empty_ignored(warnings);
             return Ok(None);
         }
-        let number: i64 = self
-            .text
-            .parse()
-            .map_err(|_| self.error("is not a whole number"))?;
+        let number: i64 = self.text.parse().map_err(|_| self.error("is not a whole number"))?;
         if !(min..=max).contains(&number) {
             return Err(self.error(format!("is out of range: {rule}")));
         }
@@ -823,16 +737,8 @@ impl Value<'_> {
             .map_err(|_| self.error(format!("is out of range: {rule}")))
     }
 
-    fn millis(
-        &self,
-        warnings: &mut Vec<String>,
-        min: i64,
-        max: i64,
-        rule: &str,
-    ) -> Result<Option<Duration>> {
-        Ok(self
-            .number::<u64>(warnings, min, max, rule)?
-            .map(Duration::from_millis))
+    fn millis(&self, warnings: &mut Vec<String>, min: i64, max: i64, rule: &str) -> Result<Option<Duration>> {
+        Ok(self.number::<u64>(warnings, min, max, rule)?.map(Duration::from_millis))
     }
 
     /// `w`: `majority`, a number of members, or the name of a custom write concern.
@@ -850,9 +756,7 @@ impl Value<'_> {
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| i32::try_from(*n).is_ok())
             .map(Acknowledgment::Nodes)
-            .ok_or_else(|| {
-                self.error("is out of range: a number of members must be 0 to 2147483647")
-            })
+            .ok_or_else(|| self.error("is out of range: a number of members must be 0 to 2147483647"))
     }
 
     /// `name:value` pairs separated by `,` (a value may contain `:`, never `,`), keyed by
@@ -871,10 +775,7 @@ impl Value<'_> {
                 return Err(self.error(format!("has an empty name in entry {number}")));
             }
             if pairs.insert(normalize(name), value.to_owned()).is_some() {
-                return Err(self.error(format!(
-                    "gives {} twice (entry {number})",
-                    self.mention(name)
-                )));
+                return Err(self.error(format!("gives {} twice (entry {number})", self.mention(name))));
             }
         }
         Ok(pairs)
@@ -891,10 +792,7 @@ impl Value<'_> {
 
     /// `authMechanismProperties`; names are upper-cased, as the Authentication spec makes them
     /// case-insensitive. A value holding an AWS session token is redacted like a password.
-    fn properties(
-        &self,
-        secret_ranges: &mut Vec<Range<usize>>,
-    ) -> Result<BTreeMap<String, String>> {
+    fn properties(&self, secret_ranges: &mut Vec<Range<usize>>) -> Result<BTreeMap<String, String>> {
         self.string()?;
         let properties = self.pairs("properties", str::to_ascii_uppercase)?;
         if properties.keys().any(|name| is_secret_property(name)) {
@@ -913,9 +811,7 @@ impl Value<'_> {
                     "compressor {} ignored: not one of snappy, zlib, zstd",
                     self.mention(name)
                 )),
-                Some(compressor) if !compressors.contains(&compressor) => {
-                    compressors.push(compressor)
-                }
+                Some(compressor) if !compressors.contains(&compressor) => compressors.push(compressor),
                 Some(_) => {}
             }
         }
@@ -1113,8 +1009,7 @@ impl Key {
     }
 
     fn from_name(name: &str) -> Option<Key> {
-        KEYS.into_iter()
-            .find(|key| key.name().eq_ignore_ascii_case(name))
+        KEYS.into_iter().find(|key| key.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -1172,10 +1067,7 @@ mod tests {
         assert_eq!(o.min_pool_size, Some(3));
         assert_eq!(o.max_connecting, Some(1));
         assert_eq!(o.wait_queue_timeout, ms(250));
-        assert_eq!(
-            o.compressors,
-            Some(vec![Compressor::Zstd, Compressor::Snappy])
-        );
+        assert_eq!(o.compressors, Some(vec![Compressor::Zstd, Compressor::Snappy]));
         assert_eq!(o.zlib_compression_level, Some(4));
         assert_eq!(o.read_concern_level, Some(ReadConcernLevel::Majority));
         assert_eq!(o.w, Some(Acknowledgment::Nodes(5)));
@@ -1189,10 +1081,7 @@ mod tests {
         assert_eq!(o.tls_ca_file, Some(PathBuf::from("ca.pem")));
         assert_eq!(o.tls_certificate_key_file, Some(PathBuf::from("cert.pem")));
         assert_eq!(
-            o.tls_certificate_key_file_password
-                .as_ref()
-                .unwrap()
-                .expose(),
+            o.tls_certificate_key_file_password.as_ref().unwrap().expose(),
             "hunter2"
         );
         assert!(!format!("{o:?}").contains("hunter2"));
@@ -1226,9 +1115,7 @@ mod tests {
 
     #[test]
     fn keys_match_case_insensitively_and_values_are_decoded() {
-        let o = options(
-            "REPLICASET=rs0&ConnectTimeoutms=5&APPNAME=my%20app%26co&readpreference=SECONDARY",
-        );
+        let o = options("REPLICASET=rs0&ConnectTimeoutms=5&APPNAME=my%20app%26co&readpreference=SECONDARY");
         assert_eq!(o.replica_set.as_deref(), Some("rs0"));
         assert_eq!(o.connect_timeout, ms(5));
         assert_eq!(o.app_name.as_deref(), Some("my app&co"));
@@ -1241,10 +1128,7 @@ mod tests {
             "replicaSet=a%zz",
             "the value of replicaSet has a '%' at byte 35 that does not start a %XX escape",
         );
-        options_err(
-            "appName=%C3",
-            "the value of appName is not UTF-8 once decoded",
-        );
+        options_err("appName=%C3", "the value of appName is not UTF-8 once decoded");
     }
 
     #[test]
@@ -1255,10 +1139,7 @@ mod tests {
             warnings("connectTimeout=5"),
             ["unknown option \"connectTimeout\" ignored; did you mean connectTimeoutMS?"]
         );
-        assert_eq!(
-            warnings("fsync=ifPossible"),
-            ["unknown option \"fsync\" ignored"]
-        );
+        assert_eq!(warnings("fsync=ifPossible"), ["unknown option \"fsync\" ignored"]);
         // A deprecated spelling is unknown here; the replacement still applies.
         let o = ok("mongodb://example.com/?wtimeout=5&wtimeoutMS=10");
         assert_eq!(o.options.w_timeout, ms(10));
@@ -1266,9 +1147,7 @@ mod tests {
             o.warnings,
             ["unknown option \"wtimeout\" ignored; did you mean wTimeoutMS?"]
         );
-        let proxied = ok(
-            "mongodb://rs1,rs2/?proxyHost=localhost&proxyPort=1080&proxyUsername=u&proxyPassword=Secret5",
-        );
+        let proxied = ok("mongodb://rs1,rs2/?proxyHost=localhost&proxyPort=1080&proxyUsername=u&proxyPassword=Secret5");
         assert_eq!(proxied.warnings.len(), 4);
         assert_eq!(
             proxied.warnings[0],
@@ -1290,10 +1169,7 @@ mod tests {
             warnings("tls=true&ssl=true&TLS=true").is_empty(),
             "agreeing tls/ssl do not warn"
         );
-        assert!(
-            warnings("readPreference=secondary&readPreferenceTags=a:1&readPreferenceTags=")
-                .is_empty()
-        );
+        assert!(warnings("readPreference=secondary&readPreferenceTags=a:1&readPreferenceTags=").is_empty());
         // An empty repeat is ignored rather than erasing the earlier value.
         let o = ok("mongodb://example.com/?maxPoolSize=7&maxPoolSize=");
         assert_eq!(o.options.max_pool_size, Some(7));
@@ -1382,28 +1258,16 @@ mod tests {
             options("connectTimeoutMS=2147483647").connect_timeout,
             ms(2_147_483_647)
         );
-        assert_eq!(
-            options("connectTimeoutMS=0").connect_timeout,
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            options("socketTimeoutMS=0").socket_timeout,
-            Some(Duration::ZERO)
-        );
+        assert_eq!(options("connectTimeoutMS=0").connect_timeout, Some(Duration::ZERO));
+        assert_eq!(options("socketTimeoutMS=0").socket_timeout, Some(Duration::ZERO));
         options_err("socketTimeoutMS=-2", "must be 0 or more");
         options_err(
             "heartbeatFrequencyMS=499",
             "\"heartbeatFrequencyMS=499\" is out of range: must be at least 500",
         );
         options_err("heartbeatFrequencyMS=-2", "must be at least 500");
-        assert_eq!(
-            options("heartbeatFrequencyMS=500").heartbeat_frequency,
-            ms(500)
-        );
-        assert_eq!(
-            options("localThresholdMS=0").local_threshold,
-            Some(Duration::ZERO)
-        );
+        assert_eq!(options("heartbeatFrequencyMS=500").heartbeat_frequency, ms(500));
+        assert_eq!(options("localThresholdMS=0").local_threshold, Some(Duration::ZERO));
         options_err("localThresholdMS=-2", "must be 0 or more");
         options_err("serverSelectionTimeoutMS=0", "must be 1 or more");
         options_err("serverSelectionTimeoutMS=-2", "must be 1 or more");
@@ -1432,15 +1296,9 @@ mod tests {
             "minPoolSize=10&maxPoolSize=5",
             "minPoolSize=10 is larger than maxPoolSize=5",
         );
-        assert_eq!(
-            options("minPoolSize=10&maxPoolSize=0").min_pool_size,
-            Some(10)
-        );
+        assert_eq!(options("minPoolSize=10&maxPoolSize=0").min_pool_size, Some(10));
         options_err("maxAdaptiveRetries=-5", "must be 0 or more");
-        assert_eq!(
-            options("maxAdaptiveRetries=0").max_adaptive_retries,
-            Some(0)
-        );
+        assert_eq!(options("maxAdaptiveRetries=0").max_adaptive_retries, Some(0));
     }
 
     #[test]
@@ -1465,22 +1323,13 @@ mod tests {
             ]
         );
         assert_eq!(options("compressors=lz4").compressors, Some(vec![]));
-        assert_eq!(
-            options("zlibCompressionLevel=-1").zlib_compression_level,
-            Some(-1)
-        );
+        assert_eq!(options("zlibCompressionLevel=-1").zlib_compression_level, Some(-1));
         options_err(
             "compressors=zlib&zlibCompressionLevel=-2",
             "\"zlibCompressionLevel=-2\" is out of range: must be -1 to 9",
         );
-        options_err(
-            "compressors=zlib&zlibCompressionLevel=10",
-            "must be -1 to 9",
-        );
-        options_err(
-            "compressors=zlib&zlibCompressionLevel=invalid",
-            "is not a whole number",
-        );
+        options_err("compressors=zlib&zlibCompressionLevel=10", "must be -1 to 9");
+        options_err("compressors=zlib&zlibCompressionLevel=invalid", "is not a whole number");
     }
 
     #[test]
@@ -1554,17 +1403,13 @@ mod tests {
             case_kept.read_preference_tags,
             [TagSet::from([("dc".into(), "NY".into())])]
         );
-        let with_empty =
-            options("readPreference=secondary&readPreferenceTags=dc:ny&readPreferenceTags=");
+        let with_empty = options("readPreference=secondary&readPreferenceTags=dc:ny&readPreferenceTags=");
         assert_eq!(
             with_empty.read_preference_tags,
             [TagSet::from([("dc".into(), "ny".into())]), TagSet::new()]
         );
         // The empty tag set matches any member, so it is fine with primary.
-        assert_eq!(
-            options("readPreferenceTags=").read_preference_tags,
-            [TagSet::new()]
-        );
+        assert_eq!(options("readPreferenceTags=").read_preference_tags, [TagSet::new()]);
         assert_eq!(
             options("readPreference=secondary").read_preference(),
             Some(ReadPreference::with_mode(ReadPreferenceMode::Secondary))
@@ -1578,9 +1423,7 @@ mod tests {
             "has an empty name in entry 2",
         );
         assert_eq!(
-            options("readPreference=secondary&readPreferenceTags=dc:ny,DC:sf").read_preference_tags
-                [0]
-            .len(),
+            options("readPreference=secondary&readPreferenceTags=dc:ny,DC:sf").read_preference_tags[0].len(),
             2,
             "tag names are case-sensitive"
         );
@@ -1592,10 +1435,7 @@ mod tests {
             "readPreferenceTags=dc:ny",
             "readPreferenceTags need a readPreference other than primary",
         );
-        options_err(
-            "readPreference=primary&readPreferenceTags=dc:ny",
-            "other than primary",
-        );
+        options_err("readPreference=primary&readPreferenceTags=dc:ny", "other than primary");
         options_err(
             "readPreference=any",
             "\"readPreference=any\" is not a read preference mode",
@@ -1639,14 +1479,8 @@ mod tests {
         options_err("tls=true&tls=false", "tls=false conflicts with tls=true");
         assert_eq!(options("ssl=false&tls=false").tls, Some(false));
         assert_eq!(options("ssl=true").tls, Some(true));
-        options_err(
-            "tls=false&tlsCAFile=ca.pem",
-            "tls=false conflicts with tlsCAFile",
-        );
-        options_err(
-            "ssl=false&tlsInsecure=false",
-            "tls=false conflicts with tlsInsecure",
-        );
+        options_err("tls=false&tlsCAFile=ca.pem", "tls=false conflicts with tlsCAFile");
+        options_err("ssl=false&tlsInsecure=false", "tls=false conflicts with tlsInsecure");
         let names = [
             "tlsInsecure",
             "tlsAllowInvalidCertificates",
@@ -1656,9 +1490,8 @@ mod tests {
         ];
         for a in names {
             for b in names {
-                let allowed = a == b
-                    || [a, b].contains(&"tlsAllowInvalidHostnames")
-                        && ![a, b].contains(&"tlsInsecure");
+                let allowed =
+                    a == b || [a, b].contains(&"tlsAllowInvalidHostnames") && ![a, b].contains(&"tlsInsecure");
                 for (x, y) in [
                     ("true", "true"),
                     ("true", "false"),
@@ -1670,21 +1503,13 @@ mod tests {
                         options(&query);
                     } else {
                         let message = err(&format!("mongodb://h/?{query}"));
-                        assert!(
-                            message.contains("cannot both be given"),
-                            "{query}: {message}"
-                        );
-                        assert!(
-                            message.contains(a) && message.contains(b),
-                            "{query}: {message}"
-                        );
+                        assert!(message.contains("cannot both be given"), "{query}: {message}");
+                        assert!(message.contains(a) && message.contains(b), "{query}: {message}");
                     }
                 }
             }
         }
-        let o = options(
-            "tls=true&tlsDisableCertificateRevocationCheck=true&tlsAllowInvalidHostnames=true",
-        );
+        let o = options("tls=true&tlsDisableCertificateRevocationCheck=true&tlsAllowInvalidHostnames=true");
         assert_eq!(o.tls_disable_certificate_revocation_check, Some(true));
         assert_eq!(options("tlsInsecure=true").tls_insecure, Some(true));
         assert_eq!(
@@ -1725,10 +1550,7 @@ mod tests {
     fn load_balanced_rules() {
         assert_eq!(options("loadBalanced=true").load_balanced, Some(true));
         let o = options("loadBalanced=true&directConnection=false");
-        assert_eq!(
-            (o.load_balanced, o.direct_connection),
-            (Some(true), Some(false))
-        );
+        assert_eq!((o.load_balanced, o.direct_connection), (Some(true), Some(false)));
         options_err(
             "loadBalanced=true&directConnection=true",
             "loadBalanced=true cannot be used with directConnection=true",
@@ -1746,13 +1568,9 @@ mod tests {
 
     #[test]
     fn srv_options() {
-        let srv =
-            |query: &str| ok(&format!("mongodb+srv://test1.test.build.10gen.cc/?{query}")).options;
+        let srv = |query: &str| ok(&format!("mongodb+srv://test1.test.build.10gen.cc/?{query}")).options;
         let srv_err = |query: &str, fragment: &str| {
-            assert_err(
-                &format!("mongodb+srv://test1.test.build.10gen.cc/?{query}"),
-                fragment,
-            )
+            assert_err(&format!("mongodb+srv://test1.test.build.10gen.cc/?{query}"), fragment)
         };
         assert_eq!(
             srv("srvServiceName=customname").srv_service_name.as_deref(),
@@ -1774,14 +1592,8 @@ mod tests {
         );
         let o = srv("srvMaxHosts=2&loadBalanced=false");
         assert_eq!((o.srv_max_hosts, o.load_balanced), (Some(2), Some(false)));
-        assert_eq!(
-            srv("srvMaxHosts=0&replicaSet=foo").replica_set.as_deref(),
-            Some("foo")
-        );
-        assert_eq!(
-            srv("srvMaxHosts=0&loadBalanced=true").load_balanced,
-            Some(true)
-        );
+        assert_eq!(srv("srvMaxHosts=0&replicaSet=foo").replica_set.as_deref(), Some("foo"));
+        assert_eq!(srv("srvMaxHosts=0&loadBalanced=true").load_balanced, Some(true));
         assert_eq!(
             srv(&format!("srvServiceName={}", "a".repeat(62)))
                 .srv_service_name

@@ -30,11 +30,7 @@ impl ConnectionString {
     /// `mongodb`). `None` for `mongodb://`.
     pub fn srv_query_name(&self) -> Option<String> {
         let srv = self.srv.as_ref()?;
-        let service = self
-            .options
-            .srv_service_name
-            .as_deref()
-            .unwrap_or(DEFAULT_SERVICE_NAME);
+        let service = self.options.srv_service_name.as_deref().unwrap_or(DEFAULT_SERVICE_NAME);
         Some(format!("_{service}._tcp.{}", srv.name))
     }
 
@@ -48,11 +44,7 @@ impl ConnectionString {
     /// On success `hosts` is the seed list; `authSource`, `replicaSet` and `loadBalanced` from
     /// the TXT record apply where the connection string did not set them, and the credential's
     /// source follows. On error nothing changes.
-    pub fn apply_srv_records(
-        &mut self,
-        targets: &[(String, u16)],
-        txt_records: &[String],
-    ) -> Result<()> {
+    pub fn apply_srv_records(&mut self, targets: &[(String, u16)], txt_records: &[String]) -> Result<()> {
         self.apply_srv_records_with(targets, txt_records, random_below)
     }
 
@@ -76,8 +68,7 @@ impl ConnectionString {
             ));
         }
         let host = srv.name.clone();
-        let invalid =
-            |problem: String| Error::usage(format!("invalid DNS records for {host}: {problem}"));
+        let invalid = |problem: String| Error::usage(format!("invalid DNS records for {host}: {problem}"));
 
         let mut options = self.options.clone();
         let mut warnings = Vec::new();
@@ -86,8 +77,7 @@ impl ConnectionString {
             [record] => {
                 let source = Source::plain(record, format!("invalid TXT record for {host}"));
                 let mut from_txt = Collected::default();
-                for pair in options::split_query(&source, 0..record.len(), &mut from_txt.warnings)?
-                {
+                for pair in options::split_query(&source, 0..record.len(), &mut from_txt.warnings)? {
                     from_txt.apply(&source, &pair, Origin::TxtRecord)?;
                 }
                 warnings.extend(
@@ -141,11 +131,7 @@ impl ConnectionString {
                 options.auth_source.as_deref(),
                 self.default_database.as_deref(),
             )
-            .map_err(|error| {
-                Error::usage(format!(
-                    "{error} (authSource comes from the TXT record for {host})"
-                ))
-            })?
+            .map_err(|error| Error::usage(format!("{error} (authSource comes from the TXT record for {host})")))?
         };
 
         self.hosts = hosts;
@@ -169,16 +155,9 @@ impl ConnectionString {
 /// and that domain, so it has at least one label more. Names compare case-insensitively, and
 /// one trailing dot (DNS's absolute form) is ignored.
 pub fn validate_srv_target(srv_host: &str, target: &str, port: u16) -> Result<ServerAddress> {
-    let srv_host = srv_host
-        .strip_suffix('.')
-        .unwrap_or(srv_host)
-        .to_ascii_lowercase();
-    let name = target
-        .strip_suffix('.')
-        .unwrap_or(target)
-        .to_ascii_lowercase();
-    let invalid =
-        |problem: String| Error::usage(format!("invalid DNS records for {srv_host}: {problem}"));
+    let srv_host = srv_host.strip_suffix('.').unwrap_or(srv_host).to_ascii_lowercase();
+    let name = target.strip_suffix('.').unwrap_or(target).to_ascii_lowercase();
+    let invalid = |problem: String| Error::usage(format!("invalid DNS records for {srv_host}: {problem}"));
     if name.is_empty()
         || name.split('.').any(str::is_empty)
         || !name
@@ -191,9 +170,7 @@ pub fn validate_srv_target(srv_host: &str, target: &str, port: u16) -> Result<Se
         return Err(invalid(format!("SRV target {target:?} has port 0")));
     }
     let domain = if srv_host.split('.').count() >= 3 {
-        srv_host
-            .split_once('.')
-            .map_or(srv_host.as_str(), |(_, parent)| parent)
+        srv_host.split_once('.').map_or(srv_host.as_str(), |(_, parent)| parent)
     } else {
         srv_host.as_str()
     };
@@ -249,10 +226,7 @@ mod tests {
     const HOST: &str = "test1.test.build.10gen.cc";
 
     fn targets(names: &[(&str, u16)]) -> Vec<(String, u16)> {
-        names
-            .iter()
-            .map(|(name, port)| ((*name).to_owned(), *port))
-            .collect()
+        names.iter().map(|(name, port)| ((*name).to_owned(), *port)).collect()
     }
 
     fn two_targets() -> Vec<(String, u16)> {
@@ -298,19 +272,13 @@ mod tests {
             Some("_customname._tcp.test22.test.build.10gen.cc")
         );
         let standard = ok("mongodb://localhost");
-        assert_eq!(
-            (standard.srv_host(), standard.srv_query_name()),
-            (None, None)
-        );
+        assert_eq!((standard.srv_host(), standard.srv_query_name()), (None, None));
         // Fewer than three labels are fine before DNS (the stricter rule applies to targets).
         assert_eq!(
             ok("mongodb+srv://localhost").srv_query_name().as_deref(),
             Some("_mongodb._tcp.localhost")
         );
-        assert_eq!(
-            ok("mongodb+srv://mongo.local").srv_host(),
-            Some("mongo.local")
-        );
+        assert_eq!(ok("mongodb+srv://mongo.local").srv_host(), Some("mongo.local"));
     }
 
     #[test]
@@ -324,10 +292,7 @@ mod tests {
             "mongodb+srv:// host \"test7.test.mongodb.com:27018\" cannot have a port",
         );
         assert_err("mongodb+srv://[::1]", "not the IP address \"[::1]\"");
-        assert_err(
-            "mongodb+srv://127.0.0.1",
-            "not the IP address \"127.0.0.1\"",
-        );
+        assert_err("mongodb+srv://127.0.0.1", "not the IP address \"127.0.0.1\"");
         assert_err("mongodb+srv://a..example.com", "has an empty label");
         assert_err("mongodb+srv://example.com./", "has an empty label");
         assert_err(
@@ -340,9 +305,8 @@ mod tests {
                 .direct_connection,
             Some(false)
         );
-        let with_auth = ok(
-            "mongodb+srv://b*b%40f3tt%3D:%244to%40L8%3DMC@test3.test.build.10gen.cc/mydb%3F?replicaSet=repl0",
-        );
+        let with_auth =
+            ok("mongodb+srv://b*b%40f3tt%3D:%244to%40L8%3DMC@test3.test.build.10gen.cc/mydb%3F?replicaSet=repl0");
         let credential = with_auth.credential.unwrap();
         assert_eq!(credential.username.as_deref(), Some("b*b@f3tt="));
         assert_eq!(credential.password.unwrap().expose(), "$4to@L8=MC");
@@ -401,24 +365,14 @@ mod tests {
     fn applying_is_once_only_and_all_or_nothing() {
         let mut parsed = ok(&format!("mongodb+srv://{HOST}/?authSource=thisDB"));
         let before = parsed.clone();
-        let bad = targets(&[
-            ("localhost.test.build.10gen.cc", 27017),
-            ("evil.example.com", 27017),
-        ]);
-        assert!(
-            parsed
-                .apply_srv_records(&bad, &["replicaSet=repl0".into()])
-                .is_err()
-        );
+        let bad = targets(&[("localhost.test.build.10gen.cc", 27017), ("evil.example.com", 27017)]);
+        assert!(parsed.apply_srv_records(&bad, &["replicaSet=repl0".into()]).is_err());
         assert_eq!(parsed, before, "a failed apply changes nothing");
         parsed.apply_srv_records(&two_targets(), &[]).unwrap();
         let again = parsed.apply_srv_records(&two_targets(), &[]).unwrap_err();
         assert!(again.to_string().contains("already applied"), "{again}");
         let mut standard = ok("mongodb://localhost");
-        let message = standard
-            .apply_srv_records(&two_targets(), &[])
-            .unwrap_err()
-            .to_string();
+        let message = standard.apply_srv_records(&two_targets(), &[]).unwrap_err().to_string();
         assert!(
             message.contains("mongodb:// connection string, which has no SRV records"),
             "{message}"
@@ -429,12 +383,9 @@ mod tests {
     fn targets_must_share_the_srv_domain() {
         let check = |host: &str, target: &str| validate_srv_target(host, target, 27017);
         assert_eq!(
-            check(
-                "test18.test.build.10gen.cc",
-                "localhost.sub.test.build.10gen.cc"
-            )
-            .unwrap()
-            .to_string(),
+            check("test18.test.build.10gen.cc", "localhost.sub.test.build.10gen.cc")
+                .unwrap()
+                .to_string(),
             "localhost.sub.test.build.10gen.cc:27017",
             "a deeper subdomain is inside"
         );
@@ -455,26 +406,11 @@ mod tests {
             // The parent itself, or a sibling of it.
             ("test13.test.build.10gen.cc", "test.build.10gen.cc"),
             ("test12.test.build.10gen.cc", "localhost.build.10gen.cc"),
-            (
-                "test14.test.build.10gen.cc",
-                "localhost.not-test.build.10gen.cc",
-            ),
-            (
-                "test15.test.build.10gen.cc",
-                "localhost.test.not-build.10gen.cc",
-            ),
-            (
-                "test16.test.build.10gen.cc",
-                "localhost.test.build.not-10gen.cc",
-            ),
-            (
-                "test17.test.build.10gen.cc",
-                "localhost.test.build.10gen.not-cc",
-            ),
-            (
-                "test19.test.build.10gen.cc",
-                "localhost.evil.build.10gen.cc",
-            ),
+            ("test14.test.build.10gen.cc", "localhost.not-test.build.10gen.cc"),
+            ("test15.test.build.10gen.cc", "localhost.test.not-build.10gen.cc"),
+            ("test16.test.build.10gen.cc", "localhost.test.build.not-10gen.cc"),
+            ("test17.test.build.10gen.cc", "localhost.test.build.10gen.not-cc"),
+            ("test19.test.build.10gen.cc", "localhost.evil.build.10gen.cc"),
         ];
         for (host, target) in outside {
             let message = check(host, target).unwrap_err().to_string();
@@ -484,9 +420,7 @@ mod tests {
             );
         }
         assert_eq!(
-            check("blogs.mongodb.com", "blogs.evil.com")
-                .unwrap_err()
-                .to_string(),
+            check("blogs.mongodb.com", "blogs.evil.com").unwrap_err().to_string(),
             "invalid DNS records for blogs.mongodb.com: SRV target \"blogs.evil.com\" is outside the domain \"mongodb.com\"; targets of \"blogs.mongodb.com\" must end with \".mongodb.com\""
         );
         for bad in [
@@ -549,11 +483,7 @@ mod tests {
             Some("repl0")
         );
 
-        let lb = resolve(
-            "mongodb+srv://test21.test.build.10gen.cc/",
-            &["loadBalanced=false"],
-        )
-        .unwrap();
+        let lb = resolve("mongodb+srv://test21.test.build.10gen.cc/", &["loadBalanced=false"]).unwrap();
         assert_eq!(lb.options.load_balanced, Some(false));
         let repeated = resolve(
             "mongodb+srv://test5.test.build.10gen.cc/",
@@ -587,21 +517,13 @@ mod tests {
             &["socketTimeoutMS=500"],
             "option socketTimeoutMS is not allowed in a TXT record",
         );
-        resolve_err(
-            uri,
-            &["foo=bar"],
-            "option \"foo\" is not allowed in a TXT record",
-        );
+        resolve_err(uri, &["foo=bar"], "option \"foo\" is not allowed in a TXT record");
         resolve_err(
             uri,
             &["authSource"],
             "invalid TXT record for test6.test.build.10gen.cc: option \"authSource\" has no value",
         );
-        resolve_err(
-            uri,
-            &["loadBalanced=maybe"],
-            "\"loadBalanced=maybe\" is not a boolean",
-        );
+        resolve_err(uri, &["loadBalanced=maybe"], "\"loadBalanced=maybe\" is not a boolean");
         resolve_err(uri, &["authSource="], "option authSource needs a value");
     }
 
@@ -634,8 +556,7 @@ mod tests {
             "needs exactly one host",
         );
 
-        let mut balanced =
-            ok("mongodb+srv://test24.test.build.10gen.cc/?directConnection=false&srvMaxHosts=0");
+        let mut balanced = ok("mongodb+srv://test24.test.build.10gen.cc/?directConnection=false&srvMaxHosts=0");
         balanced
             .apply_srv_records(
                 &targets(&[("localhost.test.build.10gen.cc.", 8000)]),
@@ -662,11 +583,7 @@ mod tests {
         let credential = scram.credential.unwrap();
         assert_eq!(credential.source.as_deref(), Some("thisDB"));
         assert_eq!(credential.password.unwrap().expose(), "apass");
-        let own = resolve(
-            "mongodb+srv://auser:apass@test5.test.build.10gen.cc/db",
-            &[],
-        )
-        .unwrap();
+        let own = resolve("mongodb+srv://auser:apass@test5.test.build.10gen.cc/db", &[]).unwrap();
         assert_eq!(own.credential.unwrap().source.as_deref(), Some("db"));
         let x509 = resolve(
             "mongodb+srv://test5.test.build.10gen.cc/?authMechanism=MONGODB-X509",
@@ -697,24 +614,14 @@ mod tests {
             let mut picks = picks.iter().copied();
             parsed
                 .apply_srv_records_with(&four, &[], |bound| {
-                    let pick = picks
-                        .next()
-                        .expect("asked for more random numbers than expected");
+                    let pick = picks.next().expect("asked for more random numbers than expected");
                     assert!(pick < bound.max(pick + 1));
                     pick
                 })
                 .unwrap();
-            parsed
-                .hosts
-                .iter()
-                .map(|host| host.port())
-                .collect::<Vec<_>>()
+            parsed.hosts.iter().map(|host| host.port()).collect::<Vec<_>>()
         };
-        assert_eq!(
-            chosen(0, &[]),
-            [1, 2, 3, 4],
-            "0 means all, without randomness"
-        );
+        assert_eq!(chosen(0, &[]), [1, 2, 3, 4], "0 means all, without randomness");
         assert_eq!(chosen(4, &[]), [1, 2, 3, 4]);
         assert_eq!(chosen(9, &[]), [1, 2, 3, 4]);
         // First pick: index 3 of [1,2,3,4] -> 4; second: index 0 of the rest [2,3,1] -> 2.

@@ -84,9 +84,9 @@ impl<'a> Source<'a> {
 
     /// Whether `range` overlaps the text that may belong to a password.
     pub(super) fn may_hold_password(&self, range: &Range<usize>) -> bool {
-        self.secret.as_ref().is_some_and(|secret| {
-            range.start < secret.end && secret.start < range.end.max(range.start + 1)
-        })
+        self.secret
+            .as_ref()
+            .is_some_and(|secret| range.start < secret.end && secret.start < range.end.max(range.start + 1))
     }
 
     /// The text in `range` as a quoted string (its start, if long), or where it is when it
@@ -97,11 +97,7 @@ impl<'a> Source<'a> {
         }
         let text = self.get(range);
         match text.char_indices().nth(QUOTED_CHARS) {
-            Some((cut, _)) => format!(
-                "{:?}… ({} bytes)",
-                text.get(..cut).unwrap_or_default(),
-                text.len()
-            ),
+            Some((cut, _)) => format!("{:?}… ({} bytes)", text.get(..cut).unwrap_or_default(), text.len()),
             None => format!("{text:?}"),
         }
     }
@@ -177,10 +173,7 @@ mod tests {
         assert_eq!(percent_decode("a%2Fb%2fc").unwrap(), "a/b/c");
         assert_eq!(percent_decode("x+y%20z").unwrap(), "x+y z");
         assert_eq!(percent_decode("b%C3%BCcher").unwrap(), "bücher");
-        assert!(matches!(
-            percent_decode("plain").unwrap(),
-            Cow::Borrowed("plain")
-        ));
+        assert!(matches!(percent_decode("plain").unwrap(), Cow::Borrowed("plain")));
     }
 
     #[test]
@@ -201,9 +194,9 @@ mod tests {
         assert_eq!(source.quote(10..15), "\"alice\"");
         assert_eq!(source.quote(16..22), "<bytes 16..22>");
         assert!(
-            invalid(source.quote(16..22)).to_string().ends_with(
-                "(percent-encode ':', '/', '?', '@' and '%' in user names and passwords)"
-            )
+            invalid(source.quote(16..22))
+                .to_string()
+                .ends_with("(percent-encode ':', '/', '?', '@' and '%' in user names and passwords)")
         );
         assert!(!invalid("\"db\"").to_string().contains("not shown"));
         assert!(!source.quote(23..27).contains("db"));

@@ -1,0 +1,468 @@
+//! The user-facing client: `Client`, `Database`, `Collection`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::{RawBson, RawDocument, RawDocumentBuf};
+
+use crate::driver::cursor::Cursor;
+use crate::driver::handshake::{ConnectionOptions, detect_environment};
+use crate::driver::operation::{Executor, Retry};
+use crate::driver::pool::PoolOptions;
+use crate::driver::srv;
+use crate::driver::tls::{TlsOptions, TrustRoots, client_config};
+use crate::driver::topology::{Topology, TopologyOptions};
+use crate::error::Error;
+use crate::protocol::crud::{self, Command, DeleteResult, FindOptions, UpdateModifications, UpdateResult, WriteLimits};
+use crate::protocol::cursor::Namespace;
+use crate::protocol::handshake::HandshakeRequest;
+use crate::protocol::sdam::{
+    DEFAULT_HEARTBEAT_FREQUENCY, DEFAULT_LOCAL_THRESHOLD, SelectionCriteria, TopologyDescription,
+};
+use crate::protocol::uri::{ConnectionString, Scheme};
+use crate::protocol::{ReadConcern, ReadPreference, WriteConcern};
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_POOL_SIZE: usize = 100;
+
+/// Everything a client is configured with: a parsed connection string, plus settings that have
+/// no connection-string form.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The parsed connection string.
+    pub connection_string: ConnectionString,
+    /// Ask this DNS server for `mongodb+srv://` records instead of the system's resolvers.
+    pub dns_server: Option<SocketAddr>,
+    /// Trust anchors for TLS when `tlsCAFile` is not given.
+    pub trust_roots: TrustRoots,
+}
+
+impl ClientOptions {
+    /// Options from a connection string.
+    pub fn parse(uri: &str) -> Result<ClientOptions, Error> {
+        Ok(ClientOptions {
+            connection_string: ConnectionString::parse(uri)?,
+            dns_server: None,
+            trust_roots: TrustRoots::System,
+        })
+    }
+}
+
+/// A MongoDB client: a topology of monitored servers with a connection pool each. Cheap to
+/// clone; clones share everything. Call [`Client::shutdown`] to end server sessions and close
+/// connections promptly; dropping the last clone closes them too.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ClientInner {
+    pub(crate) executor: Executor,
+    pub(crate) read_preference: ReadPreference,
+    pub(crate) read_concern: Option<ReadConcern>,
+    pub(crate) write_concern: Option<WriteConcern>,
+    pub(crate) limits: WriteLimits,
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        self.executor.topology.shutdown();
+    }
+}
+
+impl Client {
+    /// Connects to the deployment a connection string names. Returns once monitoring has
+    /// started; the first operation waits (up to `serverSelectionTimeoutMS`) for a suitable
+    /// server. `mongodb+srv://` names are resolved first.
+    pub async fn connect(uri: &str) -> Result<Client, Error> {
+        Client::with_options(ClientOptions::parse(uri)?).await
+    }
+
+    /// Connects with explicit options.
+    pub async fn with_options(options: ClientOptions) -> Result<Client, Error> {
+        let mut cs = options.connection_string;
+        if cs.scheme == Scheme::Srv {
+            let resolver = srv::resolver(options.dns_server)?;
+            let host = cs.hosts.first().map(|h| h.host().to_owned()).unwrap_or_default();
+            let query = cs.srv_query_name().unwrap_or_default();
+            let records = srv::lookup(&resolver, &query, &host).await?;
+            cs.apply_srv_records(&records.targets, &records.txt)?;
+        }
+        let o = &cs.options;
+        let tls = if o.tls.unwrap_or(false) {
+            let insecure = o.tls_insecure.unwrap_or(false);
+            Some(client_config(&TlsOptions {
+                ca_file: o.tls_ca_file.clone(),
+                certificate_key_file: o.tls_certificate_key_file.clone(),
+                allow_invalid_certificates: insecure || o.tls_allow_invalid_certificates.unwrap_or(false),
+                allow_invalid_hostnames: insecure || o.tls_allow_invalid_hostnames.unwrap_or(false),
+                roots: options.trust_roots,
+            })?)
+        } else {
+            None
+        };
+        if o.tls_certificate_key_file_password.is_some() {
+            return Err(Error::usage(
+                "tlsCertificateKeyFilePassword: encrypted private keys are not supported; decrypt the key file",
+            ));
+        }
+        let connect_timeout = o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let server_selection_timeout = o.server_selection_timeout.unwrap_or(DEFAULT_SERVER_SELECTION_TIMEOUT);
+        let handshake = HandshakeRequest {
+            app_name: o.app_name.clone(),
+            compressors: o.compressors.clone().unwrap_or_default(),
+            load_balanced: o.load_balanced.unwrap_or(false),
+            environment: detect_environment(),
+            ..HandshakeRequest::default()
+        };
+        let connection = ConnectionOptions {
+            tls,
+            connect_timeout,
+            socket_timeout: o.socket_timeout.filter(|t| !t.is_zero()),
+            handshake,
+            zlib_level: o.zlib_compression_level,
+            credential: cs.credential.clone(),
+            scram_cache: Arc::default(),
+        };
+        let monitor_connection = ConnectionOptions {
+            socket_timeout: Some(connect_timeout),
+            handshake: HandshakeRequest {
+                compressors: Vec::new(),
+                ..connection.handshake.clone()
+            },
+            credential: None,
+            ..connection.clone()
+        };
+        let pool = PoolOptions {
+            max_size: o
+                .max_pool_size
+                .map_or(DEFAULT_MAX_POOL_SIZE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_idle_time: o.max_idle_time.filter(|t| !t.is_zero()),
+        };
+        let description = TopologyDescription::new(
+            cs.hosts.clone(),
+            o.replica_set.clone(),
+            o.direct_connection.unwrap_or(false),
+            o.load_balanced.unwrap_or(false),
+        )?
+        .with_heartbeat_frequency(o.heartbeat_frequency.unwrap_or(DEFAULT_HEARTBEAT_FREQUENCY))?;
+        let topology = Topology::start(
+            description,
+            TopologyOptions {
+                heartbeat_frequency: o.heartbeat_frequency.unwrap_or(DEFAULT_HEARTBEAT_FREQUENCY),
+                server_selection_timeout,
+                local_threshold: o.local_threshold.unwrap_or(DEFAULT_LOCAL_THRESHOLD),
+                connection: Arc::new(connection),
+                monitor_connection: Arc::new(monitor_connection),
+                pool,
+            },
+        );
+        let checkout_timeout = o.wait_queue_timeout.unwrap_or(server_selection_timeout);
+        let executor = Executor::new(
+            topology,
+            o.retry_reads.unwrap_or(true),
+            o.retry_writes.unwrap_or(true),
+            checkout_timeout,
+        );
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                executor,
+                read_preference: o.read_preference().unwrap_or_default(),
+                read_concern: o.read_concern(),
+                write_concern: o.write_concern(),
+                limits: WriteLimits::default(),
+            }),
+        })
+    }
+
+    /// A handle on a database; no I/O.
+    pub fn database(&self, name: &str) -> Database {
+        Database {
+            client: self.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// What the client knows of the deployment now: servers, types, round-trip times.
+    pub fn topology(&self) -> TopologyDescription {
+        self.inner.executor.topology.snapshot().as_ref().clone()
+    }
+
+    /// Ends pooled server sessions on the server (`endSessions`), stops monitoring and closes
+    /// every connection. Errors are ignored: the server forgets sessions after a timeout anyway.
+    pub async fn shutdown(self) {
+        let criteria = SelectionCriteria::ReadPreference(ReadPreference::with_mode(
+            crate::protocol::ReadPreferenceMode::PrimaryPreferred,
+        ));
+        for body in self.inner.executor.drain_sessions() {
+            let _ = self
+                .inner
+                .executor
+                .execute(Command::new("admin", body), &criteria, Retry::No, None)
+                .await;
+        }
+        self.inner.executor.topology.shutdown();
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<ClientInner> {
+        &self.inner
+    }
+}
+
+/// A database handle.
+#[derive(Debug, Clone)]
+pub struct Database {
+    client: Client,
+    name: String,
+}
+
+impl Database {
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A collection handle; no I/O.
+    pub fn collection(&self, name: &str) -> Collection {
+        Collection {
+            client: self.client.clone(),
+            ns: Namespace::new(self.name.clone(), name),
+        }
+    }
+
+    /// Runs a command on the primary and returns its reply (`ok: 0` is an error). The command
+    /// is sent as given (plus `$db`, session and cluster time) and never retried, as the
+    /// specification for runCommand requires.
+    pub async fn run_command(&self, command: RawDocumentBuf) -> Result<RawDocumentBuf, Error> {
+        self.run_command_with(command, ReadPreference::primary()).await
+    }
+
+    /// Runs a command on a server chosen by `read_preference`.
+    pub async fn run_command_with(
+        &self,
+        command: RawDocumentBuf,
+        read_preference: ReadPreference,
+    ) -> Result<RawDocumentBuf, Error> {
+        let criteria = SelectionCriteria::ReadPreference(read_preference);
+        let (reply, _) = self
+            .client
+            .inner
+            .executor
+            .execute(Command::new(self.name.clone(), command), &criteria, Retry::No, None)
+            .await?;
+        Ok(reply.body().to_owned())
+    }
+
+    /// Creates a collection; `options` go into the create command as they are.
+    pub async fn create_collection(&self, name: &str, options: Option<&RawDocument>) -> Result<(), Error> {
+        let ns = Namespace::new(self.name.clone(), name);
+        let command = crud::create_command(&ns, options, self.client.inner.write_concern.as_ref());
+        self.client
+            .inner
+            .executor
+            .execute(command, &SelectionCriteria::Writable, Retry::No, None)
+            .await
+            .map(drop)
+    }
+
+    /// Drops the database.
+    pub async fn drop(&self) -> Result<(), Error> {
+        let command = Command::new(self.name.clone(), bson::rawdoc! { "dropDatabase": 1 });
+        self.client
+            .inner
+            .executor
+            .execute(command, &SelectionCriteria::Writable, Retry::No, None)
+            .await
+            .map(drop)
+    }
+}
+
+/// A collection handle.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    client: Client,
+    ns: Namespace,
+}
+
+/// What an insert_one did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertOneResult {
+    /// The document's `_id` (generated when it had none).
+    pub inserted_id: RawBson,
+}
+
+/// What an insert_many did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertManyResult {
+    /// `_id` of every inserted document, by its index in the call.
+    pub inserted_ids: Vec<(usize, RawBson)>,
+}
+
+impl Collection {
+    /// The namespace.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// The collection name.
+    pub fn name(&self) -> &str {
+        &self.ns.coll
+    }
+
+    fn inner(&self) -> &ClientInner {
+        &self.client.inner
+    }
+
+    /// Inserts one document (an `_id` is added if missing). Retried once on a retryable error.
+    pub async fn insert_one(&self, document: impl AsRef<RawDocument>) -> Result<InsertOneResult, Error> {
+        let mut result = self.insert(std::iter::once(document), true).await?;
+        let inserted_id = result.inserted_ids.pop().map(|(_, id)| id).unwrap_or(RawBson::Null);
+        Ok(InsertOneResult { inserted_id })
+    }
+
+    /// Inserts documents in order, sent as kind-1 sequences split to the server's limits. Each
+    /// batch is retried once on a retryable error; the first failing batch stops the insert.
+    pub async fn insert_many(
+        &self,
+        documents: impl IntoIterator<Item = impl AsRef<RawDocument>>,
+    ) -> Result<InsertManyResult, Error> {
+        self.insert(documents, true).await
+    }
+
+    async fn insert(
+        &self,
+        documents: impl IntoIterator<Item = impl AsRef<RawDocument>>,
+        ordered: bool,
+    ) -> Result<InsertManyResult, Error> {
+        let batches = crud::insert_batches(
+            &self.ns,
+            documents,
+            ordered,
+            self.inner().write_concern.as_ref(),
+            self.inner().limits,
+        )?;
+        let mut inserted_ids = Vec::new();
+        for batch in batches {
+            self.inner()
+                .executor
+                .execute(batch.command, &SelectionCriteria::Writable, Retry::Write, None)
+                .await?;
+            inserted_ids.extend(batch.ids);
+        }
+        Ok(InsertManyResult { inserted_ids })
+    }
+
+    /// Finds documents; iterate the returned cursor.
+    pub async fn find(&self, filter: RawDocumentBuf, mut options: FindOptions) -> Result<Cursor, Error> {
+        if options.read_concern.is_none() {
+            options.read_concern = self.inner().read_concern.clone();
+        }
+        let command = crud::find_command(&self.ns, filter, &options);
+        let criteria = SelectionCriteria::ReadPreference(self.inner().read_preference.clone());
+        Cursor::open(self.client.inner().clone(), command, criteria, options.batch_size).await
+    }
+
+    /// The first document matching `filter`, if any.
+    pub async fn find_one(&self, filter: RawDocumentBuf) -> Result<Option<RawDocumentBuf>, Error> {
+        let options = FindOptions {
+            limit: Some(1),
+            single_batch: true,
+            ..FindOptions::default()
+        };
+        let mut cursor = self.find(filter, options).await?;
+        Ok(cursor.try_next().await?.map(|d| d.to_raw_document_buf()))
+    }
+
+    /// Updates the first document matching `filter`. Retried once on a retryable error.
+    pub async fn update_one(&self, filter: RawDocumentBuf, update: UpdateModifications) -> Result<UpdateResult, Error> {
+        let command = crud::update_command(
+            &self.ns,
+            filter,
+            update,
+            false,
+            false,
+            self.inner().write_concern.as_ref(),
+        )?;
+        self.write(command, Retry::Write)
+            .await
+            .and_then(|r| crud::parse_update_reply(&r))
+    }
+
+    /// Updates every document matching `filter` (not retryable: it changes several documents).
+    pub async fn update_many(
+        &self,
+        filter: RawDocumentBuf,
+        update: UpdateModifications,
+    ) -> Result<UpdateResult, Error> {
+        let command = crud::update_command(
+            &self.ns,
+            filter,
+            update,
+            true,
+            false,
+            self.inner().write_concern.as_ref(),
+        )?;
+        self.write(command, Retry::No)
+            .await
+            .and_then(|r| crud::parse_update_reply(&r))
+    }
+
+    /// Replaces the first document matching `filter`; `upsert` inserts it when none matches.
+    pub async fn replace_one(
+        &self,
+        filter: RawDocumentBuf,
+        replacement: RawDocumentBuf,
+        upsert: bool,
+    ) -> Result<UpdateResult, Error> {
+        let command = crud::replace_command(
+            &self.ns,
+            filter,
+            replacement,
+            upsert,
+            self.inner().write_concern.as_ref(),
+        )?;
+        self.write(command, Retry::Write)
+            .await
+            .and_then(|r| crud::parse_update_reply(&r))
+    }
+
+    /// Deletes the first document matching `filter`. Retried once on a retryable error.
+    pub async fn delete_one(&self, filter: RawDocumentBuf) -> Result<DeleteResult, Error> {
+        let command = crud::delete_command(&self.ns, filter, false, self.inner().write_concern.as_ref())?;
+        self.write(command, Retry::Write)
+            .await
+            .and_then(|r| crud::parse_delete_reply(&r))
+    }
+
+    /// Deletes every document matching `filter`.
+    pub async fn delete_many(&self, filter: RawDocumentBuf) -> Result<DeleteResult, Error> {
+        let command = crud::delete_command(&self.ns, filter, true, self.inner().write_concern.as_ref())?;
+        self.write(command, Retry::No)
+            .await
+            .and_then(|r| crud::parse_delete_reply(&r))
+    }
+
+    /// Drops the collection; a collection that does not exist is not an error.
+    pub async fn drop(&self) -> Result<(), Error> {
+        let command = crud::drop_command(&self.ns, self.inner().write_concern.as_ref());
+        match self.write(command, Retry::No).await {
+            Err(Error::Server(e)) if e.code == NAMESPACE_NOT_FOUND => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn write(&self, command: Command, retry: Retry) -> Result<RawDocumentBuf, Error> {
+        let (reply, _) = self
+            .inner()
+            .executor
+            .execute(command, &SelectionCriteria::Writable, retry, None)
+            .await?;
+        Ok(reply.body().to_owned())
+    }
+}
+
+/// NamespaceNotFound: what dropping a missing collection answers.
+const NAMESPACE_NOT_FOUND: i32 = 26;
