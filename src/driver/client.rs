@@ -33,7 +33,8 @@ const DEFAULT_MAX_POOL_SIZE: usize = 100;
 pub struct ClientOptions {
     /// The parsed connection string.
     pub connection_string: ConnectionString,
-    /// Ask this DNS server for `mongodb+srv://` records instead of the system's resolvers.
+    /// Ask this DNS server, instead of the system's resolvers, for `mongodb+srv://` records and
+    /// for the addresses of every host (split-horizon setups, tests).
     pub dns_server: Option<SocketAddr>,
     /// Trust anchors for TLS when `tlsCAFile` is not given.
     pub trust_roots: TrustRoots,
@@ -84,11 +85,22 @@ impl Client {
     /// Connects with explicit options.
     pub async fn with_options(options: ClientOptions) -> Result<Client, Error> {
         let mut cs = options.connection_string;
+        let resolver = match options.dns_server {
+            Some(server) => Some(Arc::new(srv::resolver(Some(server))?)),
+            None => None,
+        };
         if cs.scheme == Scheme::Srv {
-            let resolver = srv::resolver(options.dns_server)?;
-            let host = cs.hosts.first().map(|h| h.host().to_owned()).unwrap_or_default();
+            let system;
+            let resolver = match &resolver {
+                Some(own) => own.as_ref(),
+                None => {
+                    system = srv::resolver(None)?;
+                    &system
+                }
+            };
+            let host = cs.srv_host().unwrap_or_default().to_owned();
             let query = cs.srv_query_name().unwrap_or_default();
-            let records = srv::lookup(&resolver, &query, &host).await?;
+            let records = srv::lookup(resolver, &query, &host).await?;
             cs.apply_srv_records(&records.targets, &records.txt)?;
         }
         let o = &cs.options;
@@ -126,6 +138,7 @@ impl Client {
             zlib_level: o.zlib_compression_level,
             credential: cs.credential.clone(),
             scram_cache: Arc::default(),
+            resolver,
         };
         let monitor_connection = ConnectionOptions {
             socket_timeout: Some(connect_timeout),

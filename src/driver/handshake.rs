@@ -24,12 +24,20 @@ pub(crate) struct ConnectionOptions {
     pub(crate) credential: Option<Credential>,
     /// Salted-password keys, shared by every connection of a client.
     pub(crate) scram_cache: Arc<ScramCache>,
+    /// The client's own DNS resolver, when it was given a DNS server; else the system resolver.
+    pub(crate) resolver: Option<Arc<hickory_resolver::TokioResolver>>,
 }
 
 /// Opens a connection, runs the handshake and authenticates, each step within the connect
 /// timeout.
 pub(crate) async fn open(address: &ServerAddress, options: &ConnectionOptions) -> Result<Connection, Error> {
-    let stream = Stream::connect(address, options.tls.as_ref(), options.connect_timeout).await?;
+    let stream = Stream::connect(
+        address,
+        options.tls.as_ref(),
+        options.resolver.as_ref(),
+        options.connect_timeout,
+    )
+    .await?;
     let mut connection = Connection::new(address.clone(), stream, options.socket_timeout);
     let mut request = options.handshake.clone();
     let speculative = match &options.credential {

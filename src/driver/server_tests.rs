@@ -47,6 +47,7 @@ fn options(compressors: Vec<Compressor>) -> ConnectionOptions {
         zlib_level: None,
         credential: None,
         scram_cache: std::sync::Arc::default(),
+        resolver: None,
     }
 }
 

@@ -1,10 +1,12 @@
 //! A TCP connection to a server, plain or under TLS.
 
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -30,9 +32,10 @@ impl Stream {
     pub(crate) async fn connect(
         address: &ServerAddress,
         tls: Option<&Arc<rustls::ClientConfig>>,
+        resolver: Option<&Arc<TokioResolver>>,
         timeout: Duration,
     ) -> Result<Stream, Error> {
-        match tokio::time::timeout(timeout, Stream::connect_inner(address, tls)).await {
+        match tokio::time::timeout(timeout, Stream::connect_inner(address, tls, resolver)).await {
             Ok(result) => result,
             Err(_) => Err(TransportError::new(
                 TransportErrorKind::Timeout,
@@ -43,10 +46,17 @@ impl Stream {
         }
     }
 
-    async fn connect_inner(address: &ServerAddress, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Stream, Error> {
-        let tcp = TcpStream::connect((address.host(), address.port()))
-            .await
-            .map_err(|e| TransportError::io(address, "connect", &e))?;
+    async fn connect_inner(
+        address: &ServerAddress,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        resolver: Option<&Arc<TokioResolver>>,
+    ) -> Result<Stream, Error> {
+        let tcp = match resolver {
+            Some(resolver) if address.host().parse::<IpAddr>().is_err() => connect_resolved(address, resolver).await?,
+            _ => TcpStream::connect((address.host(), address.port()))
+                .await
+                .map_err(|e| TransportError::io(address, "connect", &e))?,
+        };
         tcp.set_nodelay(true)
             .map_err(|e| TransportError::io(address, "set TCP_NODELAY", &e))?;
         let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE);
@@ -75,6 +85,33 @@ impl Stream {
             })?;
         Ok(Stream::Tls(Box::new(stream)))
     }
+}
+
+/// Resolves `address` with the client's own DNS server and tries each address in turn.
+async fn connect_resolved(address: &ServerAddress, resolver: &TokioResolver) -> Result<TcpStream, Error> {
+    let lookup = resolver.lookup_ip(address.host()).await.map_err(|e| {
+        TransportError::new(
+            TransportErrorKind::Dns,
+            Some(address.clone()),
+            format!("resolving the host: {e}"),
+        )
+    })?;
+    let mut last_error = None;
+    for ip in lookup.iter() {
+        match TcpStream::connect((ip, address.port())).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(match last_error {
+        Some(e) => TransportError::io(address, "connect", &e).into(),
+        None => TransportError::new(
+            TransportErrorKind::Dns,
+            Some(address.clone()),
+            "the host has no address",
+        )
+        .into(),
+    })
 }
 
 impl AsyncRead for Stream {

@@ -8,6 +8,8 @@
     clippy::cast_possible_truncation
 )]
 
+pub mod dns;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
