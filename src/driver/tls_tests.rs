@@ -317,21 +317,44 @@ async fn tls_options_in_the_connection_string() {
     let ca_file = pki.write("ca.pem", &ca.pem());
     let (cert, key) = ca.issue(&["localhost"], None);
     let (old_cert, old_key) = ca.issue(&["localhost"], Some((2000, 2001)));
-    let good = start_terminator(&pki, &upstream, &pki.write("g.pem", &cert), &pki.write("g.key", &key), None);
-    let old = start_terminator(&pki, &upstream, &pki.write("o.pem", &old_cert), &pki.write("o.key", &old_key), None);
+    let good = start_terminator(
+        &pki,
+        &upstream,
+        &pki.write("g.pem", &cert),
+        &pki.write("g.key", &key),
+        None,
+    );
+    let old = start_terminator(
+        &pki,
+        &upstream,
+        &pki.write("o.pem", &old_cert),
+        &pki.write("o.key", &old_key),
+        None,
+    );
     // The set advertises its plain address, so TLS clients must connect directly.
     let base = |port: u16, extra: &str| {
         format!("mongodb://localhost:{port}/?directConnection=true&serverSelectionTimeoutMS=3000&{extra}")
     };
     let ping = |uri: String| async move {
         let client = crate::driver::Client::connect(&uri).await?;
-        client.database("admin").run_command(rawdoc! { "ping": 1 }).await.map(drop)
+        client
+            .database("admin")
+            .run_command(rawdoc! { "ping": 1 })
+            .await
+            .map(drop)
     };
     let ca_path = ca_file.display().to_string();
-    ping(base(good.port, &format!("tls=true&tlsCAFile={ca_path}"))).await.unwrap();
-    let error = ping(base(old.port, &format!("tls=true&tlsCAFile={ca_path}"))).await.unwrap_err();
+    ping(base(good.port, &format!("tls=true&tlsCAFile={ca_path}")))
+        .await
+        .unwrap();
+    let error = ping(base(old.port, &format!("tls=true&tlsCAFile={ca_path}")))
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("certificate expired"), "{error}");
     ping(base(old.port, "tls=true&tlsInsecure=true")).await.unwrap();
     let plain = ping(base(good.port, "tls=false")).await.unwrap_err();
-    assert!(matches!(plain, Error::ServerSelection(_)), "plain text to a TLS port never selects: {plain}");
+    assert!(
+        matches!(plain, Error::ServerSelection(_)),
+        "plain text to a TLS port never selects: {plain}"
+    );
 }

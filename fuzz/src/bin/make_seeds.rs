@@ -7,8 +7,8 @@ use std::path::Path;
 use bson::{RawArrayBuf, rawdoc};
 use bytes::BytesMut;
 use mongowire::wire::{
-    Body, Compressor, DocumentSequence, Message, MsgFlags, OpCommand, OpCommandReply, OpDelete,
-    OpGetMore, OpInsert, OpKillCursors, OpMsg, OpQuery, OpReply, OpUpdate, compress,
+    Body, Compressor, DocumentSequence, Message, MsgFlags, OpCommand, OpCommandReply, OpDelete, OpGetMore, OpInsert,
+    OpKillCursors, OpMsg, OpQuery, OpReply, OpUpdate, compress,
 };
 
 fn change_event(i: i32) -> bson::RawDocumentBuf {
@@ -33,24 +33,16 @@ fn get_more_reply() -> Body {
 fn seeds() -> Vec<(&'static str, Body)> {
     let docs = [rawdoc! { "_id": 1 }, rawdoc! { "_id": 2 }];
     vec![
-        (
-            "msg_ping",
-            Body::Msg(OpMsg::new(rawdoc! { "ping": 1, "$db": "admin" })),
-        ),
+        ("msg_ping", Body::Msg(OpMsg::new(rawdoc! { "ping": 1, "$db": "admin" }))),
         (
             "msg_checksum",
-            Body::Msg(
-                OpMsg::new(rawdoc! { "hello": 1, "$db": "admin" })
-                    .with_flags(MsgFlags::CHECKSUM_PRESENT),
-            ),
+            Body::Msg(OpMsg::new(rawdoc! { "hello": 1, "$db": "admin" }).with_flags(MsgFlags::CHECKSUM_PRESENT)),
         ),
         (
             "msg_more_to_come_exhaust",
             Body::Msg(
-                OpMsg::new(
-                    rawdoc! { "hello": 1, "topologyVersion": { "counter": 0_i64 }, "$db": "admin" },
-                )
-                .with_flags(MsgFlags::MORE_TO_COME | MsgFlags::EXHAUST_ALLOWED),
+                OpMsg::new(rawdoc! { "hello": 1, "topologyVersion": { "counter": 0_i64 }, "$db": "admin" })
+                    .with_flags(MsgFlags::MORE_TO_COME | MsgFlags::EXHAUST_ALLOWED),
             ),
         ),
         (
@@ -58,20 +50,13 @@ fn seeds() -> Vec<(&'static str, Body)> {
             Body::Msg(
                 OpMsg::new(rawdoc! { "insert": "c", "$db": "db" })
                     .with_sequence(DocumentSequence::new("documents", &docs).unwrap())
-                    .with_sequence(
-                        DocumentSequence::new("empty", Vec::<bson::RawDocumentBuf>::new()).unwrap(),
-                    ),
+                    .with_sequence(DocumentSequence::new("empty", Vec::<bson::RawDocumentBuf>::new()).unwrap()),
             ),
         ),
         ("msg_get_more_reply", get_more_reply()),
         (
             "reply",
-            Body::Reply(OpReply::new(
-                8,
-                0,
-                0,
-                [rawdoc! { "ismaster": true, "ok": 1.0 }],
-            )),
+            Body::Reply(OpReply::new(8, 0, 0, [rawdoc! { "ismaster": true, "ok": 1.0 }])),
         ),
         (
             "query_hello",
@@ -79,47 +64,23 @@ fn seeds() -> Vec<(&'static str, Body)> {
         ),
         (
             "command",
-            Body::Command(
-                OpCommand::new("db", "insert", rawdoc! { "insert": "c" }, rawdoc! {}, &docs)
-                    .unwrap(),
-            ),
+            Body::Command(OpCommand::new("db", "insert", rawdoc! { "insert": "c" }, rawdoc! {}, &docs).unwrap()),
         ),
         (
             "command_reply",
-            Body::CommandReply(OpCommandReply::new(
-                rawdoc! { "ok": 1, "n": 2 },
-                rawdoc! {},
-                &docs,
-            )),
+            Body::CommandReply(OpCommandReply::new(rawdoc! { "ok": 1, "n": 2 }, rawdoc! {}, &docs)),
         ),
-        (
-            "insert",
-            Body::Insert(OpInsert::new(0, "db.c", &docs).unwrap()),
-        ),
+        ("insert", Body::Insert(OpInsert::new(0, "db.c", &docs).unwrap())),
         (
             "update",
-            Body::Update(
-                OpUpdate::new(
-                    "db.c",
-                    1,
-                    rawdoc! { "a": 1 },
-                    rawdoc! { "$set": { "b": 1 } },
-                )
-                .unwrap(),
-            ),
+            Body::Update(OpUpdate::new("db.c", 1, rawdoc! { "a": 1 }, rawdoc! { "$set": { "b": 1 } }).unwrap()),
         ),
         (
             "delete",
             Body::Delete(OpDelete::new("db.c", 0, rawdoc! { "a": 1 }).unwrap()),
         ),
-        (
-            "get_more",
-            Body::GetMore(OpGetMore::new("db.c", 10, 42).unwrap()),
-        ),
-        (
-            "kill_cursors",
-            Body::KillCursors(OpKillCursors::new(&[42, 43])),
-        ),
+        ("get_more", Body::GetMore(OpGetMore::new("db.c", 10, 42).unwrap())),
+        ("kill_cursors", Body::KillCursors(OpKillCursors::new(&[42, 43]))),
     ]
 }
 
@@ -144,16 +105,9 @@ fn main() {
     let reply = Message::new(9, 8, get_more_reply());
     let mut plain = BytesMut::new();
     reply.encode(&mut plain).unwrap();
-    for compressor in [
-        Compressor::Noop,
-        Compressor::Snappy,
-        Compressor::Zlib,
-        Compressor::Zstd,
-    ] {
+    for compressor in [Compressor::Noop, Compressor::Snappy, Compressor::Zlib, Compressor::Zstd] {
         let mut wrapped = BytesMut::new();
-        reply
-            .encode_compressed(compressor, None, &mut wrapped)
-            .unwrap();
+        reply.encode_compressed(compressor, None, &mut wrapped).unwrap();
         let name = format!("compressed_{compressor}");
         write(&corpus.join("round_trip"), &name, &wrapped);
         write(&corpus.join("decode"), &name, &wrapped);
