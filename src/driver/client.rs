@@ -391,17 +391,7 @@ impl Collection {
 
     /// Updates the first document matching `filter`. Retried once on a retryable error.
     pub async fn update_one(&self, filter: RawDocumentBuf, update: UpdateModifications) -> Result<UpdateResult, Error> {
-        let command = crud::update_command(
-            &self.ns,
-            filter,
-            update,
-            false,
-            false,
-            self.inner().write_concern.as_ref(),
-        )?;
-        self.write(command, Retry::Write)
-            .await
-            .and_then(|r| crud::parse_update_reply(&r))
+        self.update(filter, update, false).await
     }
 
     /// Updates every document matching `filter` (not retryable: it changes several documents).
@@ -410,15 +400,19 @@ impl Collection {
         filter: RawDocumentBuf,
         update: UpdateModifications,
     ) -> Result<UpdateResult, Error> {
-        let command = crud::update_command(
-            &self.ns,
-            filter,
-            update,
-            true,
-            false,
-            self.inner().write_concern.as_ref(),
-        )?;
-        self.write(command, Retry::No)
+        self.update(filter, update, true).await
+    }
+
+    async fn update(
+        &self,
+        filter: RawDocumentBuf,
+        update: UpdateModifications,
+        multi: bool,
+    ) -> Result<UpdateResult, Error> {
+        let write_concern = self.inner().write_concern.as_ref();
+        let command = crud::update_command(&self.ns, filter, update, multi, false, write_concern)?;
+        let retry = if multi { Retry::No } else { Retry::Write };
+        self.write(command, retry)
             .await
             .and_then(|r| crud::parse_update_reply(&r))
     }

@@ -139,6 +139,22 @@ fn start_terminator(
     Terminator { child, port }
 }
 
+/// A terminator presenting a certificate `ca` issues for `names` (valid in `years`, if given).
+fn terminator_with(
+    pki: &Pki,
+    ca: &Authority,
+    upstream: &ServerAddress,
+    names: &[&str],
+    years: Option<(i32, i32)>,
+) -> Terminator {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (cert, key) = ca.issue(names, years);
+    let cert_file = pki.write(&format!("server-{n}.pem"), &cert);
+    let key_file = pki.write(&format!("server-{n}.key"), &key);
+    start_terminator(pki, upstream, &cert_file, &key_file, None)
+}
+
 fn options(tls: TlsOptions) -> Result<ConnectionOptions, Error> {
     Ok(ConnectionOptions {
         tls: Some(client_config(&tls)?),
@@ -185,30 +201,9 @@ async fn tls_through_stunnel_succeeds_and_each_failure_is_clear() {
     let pki = Pki::new();
     let ca = Authority::new("mongowire test CA");
     let ca_file = pki.write("ca.pem", &ca.pem());
-    let (good_cert, good_key) = ca.issue(&["localhost", "127.0.0.1"], None);
-    let (other_cert, other_key) = ca.issue(&["other.example"], None);
-    let (old_cert, old_key) = ca.issue(&["localhost"], Some((2000, 2001)));
-    let good = start_terminator(
-        &pki,
-        &upstream,
-        &pki.write("good.pem", &good_cert),
-        &pki.write("good.key", &good_key),
-        None,
-    );
-    let other = start_terminator(
-        &pki,
-        &upstream,
-        &pki.write("other.pem", &other_cert),
-        &pki.write("other.key", &other_key),
-        None,
-    );
-    let old = start_terminator(
-        &pki,
-        &upstream,
-        &pki.write("old.pem", &old_cert),
-        &pki.write("old.key", &old_key),
-        None,
-    );
+    let good = terminator_with(&pki, &ca, &upstream, &["localhost", "127.0.0.1"], None);
+    let other = terminator_with(&pki, &ca, &upstream, &["other.example"], None);
+    let old = terminator_with(&pki, &ca, &upstream, &["localhost"], Some((2000, 2001)));
     let trusting = || TlsOptions {
         ca_file: Some(ca_file.clone()),
         ..TlsOptions::default()
@@ -315,22 +310,8 @@ async fn tls_options_in_the_connection_string() {
     let pki = Pki::new();
     let ca = Authority::new("mongowire test CA");
     let ca_file = pki.write("ca.pem", &ca.pem());
-    let (cert, key) = ca.issue(&["localhost"], None);
-    let (old_cert, old_key) = ca.issue(&["localhost"], Some((2000, 2001)));
-    let good = start_terminator(
-        &pki,
-        &upstream,
-        &pki.write("g.pem", &cert),
-        &pki.write("g.key", &key),
-        None,
-    );
-    let old = start_terminator(
-        &pki,
-        &upstream,
-        &pki.write("o.pem", &old_cert),
-        &pki.write("o.key", &old_key),
-        None,
-    );
+    let good = terminator_with(&pki, &ca, &upstream, &["localhost"], None);
+    let old = terminator_with(&pki, &ca, &upstream, &["localhost"], Some((2000, 2001)));
     // The set advertises its plain address, so TLS clients must connect directly.
     let base = |port: u16, extra: &str| {
         format!("mongodb://localhost:{port}/?directConnection=true&serverSelectionTimeoutMS=3000&{extra}")

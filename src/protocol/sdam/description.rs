@@ -588,13 +588,7 @@ mod tests {
     use bson::rawdoc;
 
     use super::*;
-    use crate::protocol::sdam::test_support::{addr, described, host_array, with};
-
-    fn oid(last: u8) -> ObjectId {
-        let mut bytes = [0; 12];
-        bytes[11] = last;
-        ObjectId::from_bytes(bytes)
-    }
+    use crate::protocol::sdam::test_support::{addr, described, host_array, oid, with};
 
     #[test]
     fn standalone_reply_gives_a_standalone_with_its_limits() {

@@ -210,14 +210,8 @@ mod tests {
 
     use super::*;
     use crate::error::{AuthError, ProtocolErrorKind, ServerError, TransportError, TransportErrorKind};
-    use crate::protocol::sdam::test_support::{addr, described, primary_reply, replica_set, with};
+    use crate::protocol::sdam::test_support::{addr, described, oid, primary_reply, replica_set, with};
     use crate::protocol::sdam::{PoolClear, ServerType, TopologyChange, TopologyDescription, TopologyType};
-
-    fn oid(last: u8) -> ObjectId {
-        let mut bytes = [0; 12];
-        bytes[11] = last;
-        ObjectId::from_bytes(bytes)
-    }
 
     fn version(counter: i64) -> TopologyVersion {
         TopologyVersion {

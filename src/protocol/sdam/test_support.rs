@@ -13,6 +13,13 @@ pub(super) fn addr(text: &str) -> ServerAddress {
     ServerAddress::parse(text).expect("test address")
 }
 
+/// An ObjectId whose last byte is `last` and every other byte zero: ordered like `last`.
+pub(super) fn oid(last: u8) -> bson::oid::ObjectId {
+    let mut bytes = [0; 12];
+    bytes[11] = last;
+    bson::oid::ObjectId::from_bytes(bytes)
+}
+
 pub(super) fn addrs(texts: &[&str]) -> Vec<ServerAddress> {
     texts.iter().map(|text| addr(text)).collect()
 }

@@ -820,15 +820,9 @@ mod tests {
 
     use super::*;
     use crate::protocol::sdam::test_support::{
-        addr, addrs, described, mongos_reply, primary_reply, replica_set, secondary_reply, standalone_reply, topology,
-        with,
+        addr, addrs, described, mongos_reply, oid, primary_reply, replica_set, secondary_reply, standalone_reply,
+        topology, with,
     };
-
-    fn oid(last: u8) -> ObjectId {
-        let mut bytes = [0; 12];
-        bytes[11] = last;
-        ObjectId::from_bytes(bytes)
-    }
 
     fn server_type(topology: &TopologyDescription, address: &str) -> Option<ServerType> {
         topology.server(&addr(address)).map(|s| s.server_type)
