@@ -10,6 +10,7 @@ use crate::driver::cursor::Cursor;
 use crate::driver::handshake::{ConnectionOptions, detect_environment};
 use crate::driver::operation::{Executor, Retry};
 use crate::driver::pool::PoolOptions;
+use crate::driver::session::ClientSession;
 use crate::driver::srv;
 use crate::driver::tls::{TlsOptions, TrustRoots, client_config};
 use crate::driver::topology::{Topology, TopologyOptions};
@@ -20,6 +21,7 @@ use crate::protocol::handshake::HandshakeRequest;
 use crate::protocol::sdam::{
     DEFAULT_HEARTBEAT_FREQUENCY, DEFAULT_LOCAL_THRESHOLD, SelectionCriteria, TopologyDescription,
 };
+use crate::protocol::session::ServerSession;
 use crate::protocol::uri::{ConnectionString, Scheme};
 use crate::protocol::{ReadConcern, ReadPreference, WriteConcern};
 
@@ -199,6 +201,25 @@ impl Client {
         }
     }
 
+    /// Starts an explicit session. Waits for server selection when the client does not yet know
+    /// whether the deployment supports sessions.
+    pub async fn start_session(&self) -> Result<ClientSession, Error> {
+        let executor = &self.inner.executor;
+        let mut timeout = executor.topology.snapshot().logical_session_timeout_minutes();
+        if timeout.is_none() {
+            let any = SelectionCriteria::ReadPreference(ReadPreference::with_mode(
+                crate::protocol::ReadPreferenceMode::PrimaryPreferred,
+            ));
+            executor.topology.select_server(&any, &[]).await?;
+            timeout = executor.topology.snapshot().logical_session_timeout_minutes();
+        }
+        let timeout = timeout.ok_or_else(|| Error::usage("this deployment does not support sessions"))?;
+        let session = executor
+            .implicit_session(Some(Duration::from_secs(u64::from(timeout) * 60)))
+            .ok_or_else(|| Error::usage("this deployment does not support sessions"))?;
+        Ok(ClientSession::new(self.clone(), session))
+    }
+
     /// What the client knows of the deployment now: servers, types, round-trip times.
     pub fn topology(&self) -> TopologyDescription {
         self.inner.executor.topology.snapshot().as_ref().clone()
@@ -251,6 +272,24 @@ impl Database {
     /// specification for runCommand requires.
     pub async fn run_command(&self, command: RawDocumentBuf) -> Result<RawDocumentBuf, Error> {
         self.run_command_with(command, ReadPreference::primary()).await
+    }
+
+    /// Runs a command on the primary in an explicit session.
+    pub async fn run_command_in(
+        &self,
+        session: &mut ClientSession,
+        command: RawDocumentBuf,
+    ) -> Result<RawDocumentBuf, Error> {
+        let criteria = SelectionCriteria::ReadPreference(ReadPreference::primary());
+        let command = Command::new(self.name.clone(), command);
+        let server_session = Some(session.server_session()?);
+        let (reply, _) = self
+            .client
+            .inner
+            .executor
+            .execute(command, &criteria, Retry::No, server_session)
+            .await?;
+        Ok(reply.body().to_owned())
     }
 
     /// Runs a command on a server chosen by `read_preference`.
@@ -331,7 +370,7 @@ impl Collection {
 
     /// Inserts one document (an `_id` is added if missing). Retried once on a retryable error.
     pub async fn insert_one(&self, document: impl AsRef<RawDocument>) -> Result<InsertOneResult, Error> {
-        let mut result = self.insert(std::iter::once(document), true).await?;
+        let mut result = self.insert(std::iter::once(document)).await?;
         let inserted_id = result.inserted_ids.pop().map(|(_, id)| id).unwrap_or(RawBson::Null);
         Ok(InsertOneResult { inserted_id })
     }
@@ -342,26 +381,49 @@ impl Collection {
         &self,
         documents: impl IntoIterator<Item = impl AsRef<RawDocument>>,
     ) -> Result<InsertManyResult, Error> {
-        self.insert(documents, true).await
+        self.insert(documents).await
+    }
+
+    /// [`Collection::insert_one`] in an explicit session.
+    pub async fn insert_one_in(
+        &self,
+        session: &mut ClientSession,
+        document: impl AsRef<RawDocument>,
+    ) -> Result<InsertOneResult, Error> {
+        let mut result = self.insert_many_in(session, std::iter::once(document)).await?;
+        let inserted_id = result.inserted_ids.pop().map(|(_, id)| id).unwrap_or(RawBson::Null);
+        Ok(InsertOneResult { inserted_id })
+    }
+
+    /// [`Collection::insert_many`] in an explicit session.
+    pub async fn insert_many_in(
+        &self,
+        session: &mut ClientSession,
+        documents: impl IntoIterator<Item = impl AsRef<RawDocument>>,
+    ) -> Result<InsertManyResult, Error> {
+        self.insert_into(documents, Some(session.server_session()?)).await
     }
 
     async fn insert(
         &self,
         documents: impl IntoIterator<Item = impl AsRef<RawDocument>>,
-        ordered: bool,
     ) -> Result<InsertManyResult, Error> {
-        let batches = crud::insert_batches(
-            &self.ns,
-            documents,
-            ordered,
-            self.inner().write_concern.as_ref(),
-            self.inner().limits,
-        )?;
+        self.insert_into(documents, None).await
+    }
+
+    async fn insert_into(
+        &self,
+        documents: impl IntoIterator<Item = impl AsRef<RawDocument>>,
+        mut session: Option<&mut ServerSession>,
+    ) -> Result<InsertManyResult, Error> {
+        let limits = self.inner().limits;
+        let batches = crud::insert_batches(&self.ns, documents, true, self.inner().write_concern.as_ref(), limits)?;
         let mut inserted_ids = Vec::new();
         for batch in batches {
+            let session = session.as_deref_mut();
             self.inner()
                 .executor
-                .execute(batch.command, &SelectionCriteria::Writable, Retry::Write, None)
+                .execute(batch.command, &SelectionCriteria::Writable, Retry::Write, session)
                 .await?;
             inserted_ids.extend(batch.ids);
         }

@@ -11,6 +11,7 @@ mod cursor;
 mod handshake;
 mod operation;
 mod pool;
+mod session;
 mod srv;
 mod stream;
 mod tls;
@@ -19,6 +20,7 @@ mod topology;
 pub use client::{Client, ClientOptions, Collection, Database, InsertManyResult, InsertOneResult};
 pub use connection::Reply;
 pub use cursor::Cursor;
+pub use session::ClientSession;
 pub use tls::{TlsOptions, TrustRoots};
 
 #[cfg(test)]

@@ -256,6 +256,9 @@ impl Executor {
         if let Some(cluster_time) = body.and_then(reply::cluster_time) {
             lock(&self.clock).advance(&cluster_time);
         }
+        if let (Some(time), Some(session)) = (body.and_then(reply::operation_time), slot.get()) {
+            session.advance_operation_time(time);
+        }
         if let Err(error) = &result {
             if error.is_network_error()
                 && let Some(session) = slot.get()

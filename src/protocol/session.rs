@@ -53,6 +53,8 @@ pub struct ServerSession {
     lsid: RawDocumentBuf,
     last_use: Instant,
     txn_number: i64,
+    /// The greatest `operationTime` of the replies to this session's commands.
+    operation_time: Option<Timestamp>,
     /// A network error happened while the session was in use: the server may still hold it in
     /// a state the client cannot know, so it is not reused.
     pub dirty: bool,
@@ -66,6 +68,7 @@ impl ServerSession {
             lsid: rawdoc! { "id": id },
             last_use: now,
             txn_number: 0,
+            operation_time: None,
             dirty: false,
         }
     }
@@ -78,6 +81,18 @@ impl ServerSession {
     /// Records a use at `now`.
     pub fn touch(&mut self, now: Instant) {
         self.last_use = now;
+    }
+
+    /// Keeps `time` if it is later than the operation time held.
+    pub fn advance_operation_time(&mut self, time: Timestamp) {
+        if self.operation_time.is_none_or(|current| time > current) {
+            self.operation_time = Some(time);
+        }
+    }
+
+    /// The greatest `operationTime` seen by this session.
+    pub fn operation_time(&self) -> Option<Timestamp> {
+        self.operation_time
     }
 
     /// The next transaction number, for a retryable write (both attempts use the same one).
@@ -209,6 +224,15 @@ mod tests {
             "a session idle 29 minutes of 30 is dropped, not reused"
         );
         assert_ne!(fresh.lsid(), a_id.as_ref());
+    }
+
+    #[test]
+    fn operation_time_only_moves_forward() {
+        let mut session = ServerSession::new(Instant::now());
+        assert_eq!(session.operation_time(), None);
+        session.advance_operation_time(Timestamp { time: 5, increment: 2 });
+        session.advance_operation_time(Timestamp { time: 5, increment: 1 });
+        assert_eq!(session.operation_time(), Some(Timestamp { time: 5, increment: 2 }));
     }
 
     #[test]
