@@ -7,6 +7,7 @@
 
 mod address;
 pub mod auth;
+pub mod change_stream;
 mod concern;
 mod credential;
 pub mod crud;

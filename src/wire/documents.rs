@@ -23,6 +23,11 @@ impl SharedDocument {
         Ok(SharedDocument(bytes))
     }
 
+    /// A copy of `document` in a buffer of its own.
+    pub fn copy_of(document: &RawDocument) -> SharedDocument {
+        SharedDocument(Bytes::copy_from_slice(document.as_bytes()))
+    }
+
     /// The document `view` points to inside `buffer`, sharing `buffer`; a copy when `view`
     /// lies elsewhere.
     pub fn within(buffer: &Bytes, view: &RawDocument) -> SharedDocument {
