@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use bson::{RawBson, RawDocument, RawDocumentBuf};
 
+use crate::driver::change_stream::ChangeStream;
 use crate::driver::cursor::Cursor;
 use crate::driver::handshake::{ConnectionOptions, detect_environment};
+use crate::driver::monitoring::CommandListener;
 use crate::driver::operation::{Executor, Retry};
 use crate::driver::pool::PoolOptions;
 use crate::driver::session::ClientSession;
@@ -15,6 +17,7 @@ use crate::driver::srv;
 use crate::driver::tls::{TlsOptions, TrustRoots, client_config};
 use crate::driver::topology::{Topology, TopologyOptions};
 use crate::error::Error;
+use crate::protocol::change_stream::{ChangeStreamMachine, ChangeStreamOptions, WatchTarget};
 use crate::protocol::crud::{self, Command, DeleteResult, FindOptions, UpdateModifications, UpdateResult, WriteLimits};
 use crate::protocol::cursor::Namespace;
 use crate::protocol::handshake::HandshakeRequest;
@@ -40,6 +43,8 @@ pub struct ClientOptions {
     pub dns_server: Option<SocketAddr>,
     /// Trust anchors for TLS when `tlsCAFile` is not given.
     pub trust_roots: TrustRoots,
+    /// Receives an event for every command operations send.
+    pub command_listener: Option<Arc<dyn CommandListener>>,
 }
 
 impl ClientOptions {
@@ -49,6 +54,7 @@ impl ClientOptions {
             connection_string: ConnectionString::parse(uri)?,
             dns_server: None,
             trust_roots: TrustRoots::System,
+            command_listener: None,
         })
     }
 }
@@ -68,6 +74,34 @@ pub(crate) struct ClientInner {
     pub(crate) read_concern: Option<ReadConcern>,
     pub(crate) write_concern: Option<WriteConcern>,
     pub(crate) limits: WriteLimits,
+}
+
+impl ClientInner {
+    /// Opens a change stream on `target` with the client's read preference and read concern
+    /// unless `options` sets its own.
+    pub(crate) async fn watch(
+        self: &Arc<ClientInner>,
+        target: WatchTarget,
+        pipeline: Vec<RawDocumentBuf>,
+        mut options: ChangeStreamOptions,
+        session: Option<ClientSession>,
+    ) -> Result<ChangeStream, Error> {
+        let read_preference = options
+            .read_preference
+            .clone()
+            .unwrap_or_else(|| self.read_preference.clone());
+        if options.read_concern.is_none() {
+            options.read_concern = self.read_concern.clone();
+        }
+        let machine = ChangeStreamMachine::new(target, pipeline, options);
+        ChangeStream::open(
+            self.clone(),
+            machine,
+            SelectionCriteria::ReadPreference(read_preference),
+            session,
+        )
+        .await
+    }
 }
 
 impl Drop for ClientInner {
@@ -181,6 +215,7 @@ impl Client {
             o.retry_reads.unwrap_or(true),
             o.retry_writes.unwrap_or(true),
             checkout_timeout,
+            options.command_listener.clone(),
         );
         Ok(Client {
             inner: Arc::new(ClientInner {
@@ -199,6 +234,34 @@ impl Client {
             client: self.clone(),
             name: name.to_owned(),
         }
+    }
+
+    /// A change stream on every database of the deployment (`allChangesForCluster`).
+    pub async fn watch(
+        &self,
+        pipeline: impl IntoIterator<Item = RawDocumentBuf>,
+        options: ChangeStreamOptions,
+    ) -> Result<ChangeStream, Error> {
+        self.inner
+            .watch(WatchTarget::Cluster, pipeline.into_iter().collect(), options, None)
+            .await
+    }
+
+    /// [`Client::watch`] in an explicit session, which the stream keeps until it is dropped.
+    pub async fn watch_in(
+        &self,
+        session: ClientSession,
+        pipeline: impl IntoIterator<Item = RawDocumentBuf>,
+        options: ChangeStreamOptions,
+    ) -> Result<ChangeStream, Error> {
+        self.inner
+            .watch(
+                WatchTarget::Cluster,
+                pipeline.into_iter().collect(),
+                options,
+                Some(session),
+            )
+            .await
     }
 
     /// Starts an explicit session. Waits for server selection when the client does not yet know
@@ -308,6 +371,33 @@ impl Database {
         Ok(reply.body().to_owned())
     }
 
+    /// A change stream on every collection of this database.
+    pub async fn watch(
+        &self,
+        pipeline: impl IntoIterator<Item = RawDocumentBuf>,
+        options: ChangeStreamOptions,
+    ) -> Result<ChangeStream, Error> {
+        let target = WatchTarget::Database(self.name.clone());
+        self.client
+            .inner
+            .watch(target, pipeline.into_iter().collect(), options, None)
+            .await
+    }
+
+    /// [`Database::watch`] in an explicit session, which the stream keeps until it is dropped.
+    pub async fn watch_in(
+        &self,
+        session: ClientSession,
+        pipeline: impl IntoIterator<Item = RawDocumentBuf>,
+        options: ChangeStreamOptions,
+    ) -> Result<ChangeStream, Error> {
+        let target = WatchTarget::Database(self.name.clone());
+        self.client
+            .inner
+            .watch(target, pipeline.into_iter().collect(), options, Some(session))
+            .await
+    }
+
     /// Creates a collection; `options` go into the create command as they are.
     pub async fn create_collection(&self, name: &str, options: Option<&RawDocument>) -> Result<(), Error> {
         let ns = Namespace::new(self.name.clone(), name);
@@ -366,6 +456,34 @@ impl Collection {
 
     fn inner(&self) -> &ClientInner {
         &self.client.inner
+    }
+
+    /// A change stream on this collection: `pipeline` stages follow `$changeStream`. The first
+    /// aggregate runs here, so a bad pipeline is an error of `watch` itself.
+    pub async fn watch(
+        &self,
+        pipeline: impl IntoIterator<Item = RawDocumentBuf>,
+        options: ChangeStreamOptions,
+    ) -> Result<ChangeStream, Error> {
+        let target = WatchTarget::Collection(self.ns.clone());
+        self.client
+            .inner
+            .watch(target, pipeline.into_iter().collect(), options, None)
+            .await
+    }
+
+    /// [`Collection::watch`] in an explicit session, which the stream keeps until it is dropped.
+    pub async fn watch_in(
+        &self,
+        session: ClientSession,
+        pipeline: impl IntoIterator<Item = RawDocumentBuf>,
+        options: ChangeStreamOptions,
+    ) -> Result<ChangeStream, Error> {
+        let target = WatchTarget::Collection(self.ns.clone());
+        self.client
+            .inner
+            .watch(target, pipeline.into_iter().collect(), options, Some(session))
+            .await
     }
 
     /// Inserts one document (an `_id` is added if missing). Retried once on a retryable error.

@@ -42,7 +42,7 @@ const UNCOMPRESSIBLE: [&str; 10] = [
     "copydbSaslStart",
 ];
 
-fn next_request_id() -> i32 {
+pub(crate) fn next_request_id() -> i32 {
     // Wraps around after 2^31 requests; ids only need to be unique among requests in flight.
     NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed) & i32::MAX
 }
@@ -143,6 +143,16 @@ impl Connection {
     /// Sends `msg` and reads its reply. `timeout` bounds the whole exchange; without one the
     /// socket timeout (if any) bounds each read and write.
     pub(crate) async fn round_trip(&mut self, msg: &OpMsg, timeout: Option<Duration>) -> Result<Reply, Error> {
+        self.round_trip_as(next_request_id(), msg, timeout).await
+    }
+
+    /// [`Connection::round_trip`] with a request id chosen by the caller (for command monitoring).
+    pub(crate) async fn round_trip_as(
+        &mut self,
+        request_id: i32,
+        msg: &OpMsg,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, Error> {
         if self.broken {
             return Err(self.transport(TransportErrorKind::Closed, "connection is broken".into()));
         }
@@ -150,7 +160,7 @@ impl Connection {
         // Broken until the reply is read: if the caller drops this future mid-exchange, the
         // pool must not hand out a connection with a reply still in flight.
         self.broken = true;
-        let exchange = self.exchange(msg);
+        let exchange = self.exchange(request_id, msg);
         let result = match limit {
             Some(limit) => match tokio::time::timeout(limit, exchange).await {
                 Ok(result) => result,
@@ -167,14 +177,24 @@ impl Connection {
     }
 
     /// Runs a command (a body that already carries `$db`) and turns `ok: 0` into a server error.
+    #[cfg(test)]
     pub(crate) async fn command(&mut self, msg: &OpMsg, timeout: Option<Duration>) -> Result<Reply, Error> {
-        let reply = self.round_trip(msg, timeout).await?;
+        self.command_as(next_request_id(), msg, timeout).await
+    }
+
+    /// [`Connection::command`] with a request id chosen by the caller.
+    pub(crate) async fn command_as(
+        &mut self,
+        request_id: i32,
+        msg: &OpMsg,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, Error> {
+        let reply = self.round_trip_as(request_id, msg, timeout).await?;
         reply::check(reply.body(), Some(&self.address))?;
         Ok(reply)
     }
 
-    async fn exchange(&mut self, msg: &OpMsg) -> Result<Reply, Error> {
-        let request_id = next_request_id();
+    async fn exchange(&mut self, request_id: i32, msg: &OpMsg) -> Result<Reply, Error> {
         self.encode(request_id, msg)?;
         if let Err(e) = self.stream.write_all(&self.write_buf).await {
             return Err(TransportError::io(&self.address, "write", &e).into());

@@ -133,7 +133,7 @@ impl Cursor {
                 Some(session) => SessionSlot::Implicit(session),
                 None => SessionSlot::None,
             };
-            let result = client.executor.execute_on(&target, command, &mut slot).await;
+            let result = client.executor.execute_on(&target, command, &mut slot, None).await;
             let session = match slot {
                 SessionSlot::Implicit(session) => Some(session),
                 _ => None,
@@ -153,7 +153,7 @@ async fn kill(client: Arc<ClientInner>, target: Target, ns: Namespace, id: i64, 
     };
     let _ = client
         .executor
-        .execute_on(&target, kill_cursors_command(id, &ns), &mut slot)
+        .execute_on(&target, kill_cursors_command(id, &ns), &mut slot, None)
         .await;
     if let SessionSlot::Implicit(session) = slot {
         client.executor.release_session(session);

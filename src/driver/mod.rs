@@ -5,10 +5,12 @@
 //! to send and what a reply means lives in [`crate::protocol`].
 
 mod auth;
+mod change_stream;
 mod client;
 mod connection;
 mod cursor;
 mod handshake;
+mod monitoring;
 mod operation;
 mod pool;
 mod session;
@@ -17,9 +19,11 @@ mod stream;
 mod tls;
 mod topology;
 
+pub use change_stream::ChangeStream;
 pub use client::{Client, ClientOptions, Collection, Database, InsertManyResult, InsertOneResult};
 pub use connection::Reply;
 pub use cursor::Cursor;
+pub use monitoring::{CommandEvent, CommandListener};
 pub use session::ClientSession;
 pub use tls::{TlsOptions, TrustRoots};
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bson::{RawDocumentBuf, raw::cstr};
 
-use crate::driver::connection::Reply;
+use crate::driver::connection::{Reply, next_request_id};
+use crate::driver::monitoring::{CommandEvent, CommandListener};
 use crate::driver::pool::PooledConnection;
 use crate::driver::topology::{Selected, Topology};
 use crate::error::Error;
@@ -32,6 +33,7 @@ pub(crate) enum Retry {
 #[derive(Debug)]
 pub(crate) struct Executor {
     pub(crate) topology: Topology,
+    listener: Option<Arc<dyn CommandListener>>,
     pub(crate) retry_reads: bool,
     pub(crate) retry_writes: bool,
     /// How long a checkout may wait for a free connection (`waitQueueTimeoutMS`, else the
@@ -52,15 +54,28 @@ pub(crate) enum SessionSlot<'a> {
     None,
     Implicit(ServerSession),
     Explicit(&'a mut ServerSession),
+    /// Only the lsid, for a command sent while the session itself is busy elsewhere (a
+    /// change stream's prefetched getMore): no bookkeeping.
+    Lsid(RawDocumentBuf),
 }
 
 impl SessionSlot<'_> {
     fn get(&mut self) -> Option<&mut ServerSession> {
         match self {
-            SessionSlot::None => None,
+            SessionSlot::None | SessionSlot::Lsid(_) => None,
             SessionSlot::Implicit(session) => Some(session),
             SessionSlot::Explicit(session) => Some(session),
         }
+    }
+
+    /// The lsid to send, noting the use.
+    fn lsid(&mut self) -> Option<RawDocumentBuf> {
+        if let SessionSlot::Lsid(lsid) = self {
+            return Some(lsid.clone());
+        }
+        let session = self.get()?;
+        session.touch(Instant::now());
+        Some(session.lsid().to_owned())
     }
 }
 
@@ -69,6 +84,8 @@ impl SessionSlot<'_> {
 pub(crate) struct Target {
     pub(crate) address: ServerAddress,
     pub(crate) pool: Arc<crate::driver::pool::Pool>,
+    /// The server's wire version: a change stream judges getMore errors by it.
+    pub(crate) max_wire_version: i32,
 }
 
 impl Executor {
@@ -77,9 +94,11 @@ impl Executor {
         retry_reads: bool,
         retry_writes: bool,
         checkout_timeout: Duration,
+        listener: Option<Arc<dyn CommandListener>>,
     ) -> Executor {
         Executor {
             topology,
+            listener,
             retry_reads,
             retry_writes,
             checkout_timeout,
@@ -171,6 +190,7 @@ impl Executor {
                     let target = Target {
                         address,
                         pool: selected.pool.clone(),
+                        max_wire_version: selected.max_wire_version,
                     };
                     return Ok((reply, target));
                 }
@@ -216,15 +236,8 @@ impl Executor {
             }
         };
         let mut body = command.body.clone();
-        if let Some(session) = slot.get() {
-            session.touch(Instant::now());
-            body.append(cstr!("lsid"), session.lsid().to_owned());
-        }
         if let Some(txn_number) = txn_number {
             body.append(cstr!("txnNumber"), txn_number);
-        }
-        if let Some(cluster_time) = lock(&self.clock).current() {
-            body.append(cstr!("$clusterTime"), cluster_time.to_owned());
         }
         if let Some(preference) = read_preference
             && let Some(document) =
@@ -237,17 +250,57 @@ impl Executor {
             body,
             sequences: command.sequences.clone(),
         };
-        self.send(&mut connection, command, slot).await
+        self.send(&mut connection, command, slot, None).await
     }
 
-    /// Sends on a connection already chosen, gossips cluster time, reports failures to SDAM.
+    /// Sends on a connection already chosen: attaches the session and cluster time, reports the
+    /// command to the listener, gossips cluster time back, and reports failures to SDAM.
+    /// `timeout` bounds the exchange (else the socket timeout does).
     pub(crate) async fn send(
         &self,
         connection: &mut PooledConnection,
-        command: Command,
+        mut command: Command,
         slot: &mut SessionSlot<'_>,
+        timeout: Option<Duration>,
     ) -> Result<Reply, Error> {
-        let result = connection.command(&command.into_op_msg(), None).await;
+        if let Some(lsid) = slot.lsid() {
+            command.body.append(cstr!("lsid"), lsid);
+        }
+        if let Some(cluster_time) = lock(&self.clock).current() {
+            command.body.append(cstr!("$clusterTime"), cluster_time.to_owned());
+        }
+        let request_id = next_request_id();
+        let command_name = command.name().to_owned();
+        let started = Instant::now();
+        if let Some(listener) = &self.listener {
+            listener.on_command(&CommandEvent::Started {
+                command: command.monitored_document(),
+                command_name: command_name.clone(),
+                database_name: command.db.clone(),
+                request_id,
+                address: connection.address().clone(),
+            });
+        }
+        let result = connection.command_as(request_id, &command.into_op_msg(), timeout).await;
+        if let Some(listener) = &self.listener {
+            let (duration, address) = (started.elapsed(), connection.address().clone());
+            listener.on_command(&match &result {
+                Ok(reply) => CommandEvent::Succeeded {
+                    reply: reply.body().to_owned(),
+                    command_name,
+                    request_id,
+                    duration,
+                    address,
+                },
+                Err(error) => CommandEvent::Failed {
+                    error: error.clone(),
+                    command_name,
+                    request_id,
+                    duration,
+                    address,
+                },
+            });
+        }
         let body = match &result {
             Ok(reply) => Some(reply.body()),
             Err(Error::Server(server)) => Some(server.reply.as_ref()),
@@ -272,12 +325,13 @@ impl Executor {
     }
 
     /// Runs a command on a given server (getMore and killCursors must go where the cursor is),
-    /// with the cursor's session.
+    /// with the cursor's session, within `timeout` if given.
     pub(crate) async fn execute_on(
         &self,
         target: &Target,
-        mut command: Command,
+        command: Command,
         slot: &mut SessionSlot<'_>,
+        timeout: Option<Duration>,
     ) -> Result<Reply, Error> {
         let mut connection = match target.pool.check_out(self.checkout_timeout).await {
             Ok(connection) => connection,
@@ -288,13 +342,6 @@ impl Executor {
                 return Err(error);
             }
         };
-        if let Some(session) = slot.get() {
-            session.touch(Instant::now());
-            command.body.append(cstr!("lsid"), session.lsid().to_owned());
-        }
-        if let Some(cluster_time) = lock(&self.clock).current() {
-            command.body.append(cstr!("$clusterTime"), cluster_time.to_owned());
-        }
-        self.send(&mut connection, command, slot).await
+        self.send(&mut connection, command, slot, timeout).await
     }
 }

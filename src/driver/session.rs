@@ -44,6 +44,16 @@ impl ClientSession {
         self.release();
     }
 
+    /// Lends the server session out (to a change stream's exchange in flight).
+    pub(crate) fn take_server_session(&mut self) -> Option<ServerSession> {
+        self.session.take()
+    }
+
+    /// Takes a lent server session back.
+    pub(crate) fn put_server_session(&mut self, session: ServerSession) {
+        self.session = Some(session);
+    }
+
     pub(crate) fn server_session(&mut self) -> Result<&mut ServerSession, Error> {
         self.session
             .as_mut()

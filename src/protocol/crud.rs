@@ -42,6 +42,20 @@ impl Command {
             .fold(OpMsg::new(self.body), OpMsg::with_sequence)
     }
 
+    /// The command as command monitoring shows it: the body with `$db`, and each document
+    /// sequence folded back in as an array under its identifier.
+    pub fn monitored_document(&self) -> RawDocumentBuf {
+        let mut document = self.body.clone();
+        for sequence in &self.sequences {
+            let array: RawArrayBuf = sequence.documents().map(ToOwned::to_owned).collect();
+            if let Ok(key) = bson::raw::CString::try_from(sequence.identifier()) {
+                document.append(key, array);
+            }
+        }
+        document.append(cstr!("$db"), self.db.as_str());
+        document
+    }
+
     /// The command name: the body's first key.
     pub fn name(&self) -> &str {
         self.body
