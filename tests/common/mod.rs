@@ -135,3 +135,63 @@ impl FailPoint {
         self.client.database("admin").run_command(off).await.unwrap();
     }
 }
+
+/// Records the commands a client sends, for tests that check what went on the wire.
+#[derive(Debug, Default)]
+pub struct CommandLog {
+    started: std::sync::Mutex<Vec<(String, RawDocumentBuf, mongowire::protocol::ServerAddress)>>,
+}
+
+impl mongowire::driver::CommandListener for CommandLog {
+    fn on_command(&self, event: &mongowire::driver::CommandEvent) {
+        if let mongowire::driver::CommandEvent::Started {
+            command_name,
+            command,
+            address,
+            ..
+        } = event
+        {
+            self.started
+                .lock()
+                .unwrap()
+                .push((command_name.clone(), command.clone(), address.clone()));
+        }
+    }
+}
+
+impl CommandLog {
+    /// Every command named `name` sent so far.
+    pub fn commands(&self, name: &str) -> Vec<RawDocumentBuf> {
+        self.started
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, ..)| n == name)
+            .map(|(_, c, _)| c.clone())
+            .collect()
+    }
+
+    /// The servers the commands named `name` went to.
+    pub fn addresses(&self, name: &str) -> Vec<mongowire::protocol::ServerAddress> {
+        self.started
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, ..)| n == name)
+            .map(|(.., a)| a.clone())
+            .collect()
+    }
+
+    /// The names of every command sent so far, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.started.lock().unwrap().iter().map(|(n, ..)| n.clone()).collect()
+    }
+}
+
+/// A client on `uri` whose commands are recorded in the returned log.
+pub async fn logged_client(uri: &str) -> (Client, std::sync::Arc<CommandLog>) {
+    let log = std::sync::Arc::new(CommandLog::default());
+    let mut options = mongowire::driver::ClientOptions::parse(uri).unwrap();
+    options.command_listener = Some(log.clone());
+    (Client::with_options(options).await.unwrap(), log)
+}
