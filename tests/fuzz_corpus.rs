@@ -37,3 +37,8 @@ fn round_trip_corpus() {
 fn decompress_corpus() {
     run_corpus("decompress", bodies::decompress_bounded);
 }
+
+#[test]
+fn change_stream_corpus() {
+    run_corpus("change_stream", bodies::change_stream);
+}

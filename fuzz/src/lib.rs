@@ -128,3 +128,157 @@ pub fn decompress_bounded(data: &[u8]) {
         assert_eq!(back, out);
     }
 }
+
+/// Bytes to a stream of choices, with zeroes once they run out.
+struct Choices<'a> {
+    data: &'a [u8],
+}
+
+impl Choices<'_> {
+    fn byte(&mut self) -> u8 {
+        let Some((&first, rest)) = self.data.split_first() else {
+            return 0;
+        };
+        self.data = rest;
+        first
+    }
+
+    fn done(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// A reply the fuzzer picks: events (some without `_id`, some invalidate, some split
+/// fragments), an optional postBatchResumeToken, an open or closed cursor; or an error of a
+/// kind the state machine must tell apart.
+fn scripted_reply(
+    choices: &mut Choices<'_>,
+    first: bool,
+) -> (
+    Result<mongowire::wire::SharedDocument, mongowire::Error>,
+    Option<bson::RawDocumentBuf>,
+) {
+    use bson::{RawArrayBuf, rawdoc};
+    use mongowire::{TransportError, TransportErrorKind};
+    let kind = choices.byte();
+    if kind % 8 == 7 {
+        let error = match choices.byte() % 4 {
+            0 => TransportError::new(TransportErrorKind::Closed, None, "closed").into(),
+            1 => mongowire::protocol::reply::server_error(&rawdoc! { "ok": 0, "code": 43 }, None)
+                .unwrap()
+                .into(),
+            2 => mongowire::protocol::reply::server_error(
+                &rawdoc! { "ok": 0, "code": 280, "errorLabels": ["ResumableChangeStreamError"] },
+                None,
+            )
+            .unwrap()
+            .into(),
+            _ => mongowire::protocol::reply::server_error(&rawdoc! { "ok": 0, "code": 2 }, None)
+                .unwrap()
+                .into(),
+        };
+        return (Err(error), None);
+    }
+    let mut batch = RawArrayBuf::new();
+    for _ in 0..(choices.byte() % 5) {
+        let n = i32::from(choices.byte());
+        let event = match choices.byte() % 8 {
+            0 => rawdoc! { "operationType": "insert" },
+            1 => rawdoc! { "_id": { "_data": format!("t{n}") }, "operationType": "invalidate" },
+            2 => rawdoc! { "_id": { "_data": format!("t{n}") }, "splitEvent": { "fragment": n % 3, "of": 2 } },
+            3 => rawdoc! { "_id": 5 },
+            _ => rawdoc! { "_id": { "_data": format!("t{n}") }, "operationType": "insert" },
+        };
+        batch.push(event);
+    }
+    let pbrt = (choices.byte().is_multiple_of(2)).then(|| rawdoc! { "_data": format!("p{}", choices.byte()) });
+    let id = if choices.byte().is_multiple_of(4) { 0_i64 } else { 42 };
+    let mut cursor = rawdoc! { "id": id, "ns": "db.coll" };
+    cursor.append(
+        if first {
+            bson::raw::cstr!("firstBatch")
+        } else {
+            bson::raw::cstr!("nextBatch")
+        },
+        batch,
+    );
+    if let Some(token) = &pbrt {
+        cursor.append(bson::raw::cstr!("postBatchResumeToken"), token.clone());
+    }
+    let body = rawdoc! { "cursor": cursor, "ok": 1 };
+    (
+        Ok(mongowire::wire::SharedDocument::from_bytes(Bytes::from(body.into_bytes())).expect("valid")),
+        pbrt,
+    )
+}
+
+/// Drives the change-stream state machine with replies the fuzzer scripts and checks its
+/// invariants: an event is never yielded without the cached token becoming its `_id` or the
+/// batch's postBatchResumeToken; one getMore error leads to at most one resume aggregate; an
+/// aggregate error closes the stream; the machine never waits for an outcome it was given, and
+/// never panics.
+pub fn change_stream(data: &[u8]) {
+    use mongowire::protocol::change_stream::{Action, ChangeStreamMachine, ChangeStreamOptions, WatchTarget};
+    use mongowire::protocol::cursor::Namespace;
+    let mut choices = Choices { data };
+    let options = ChangeStreamOptions {
+        reassemble_split_events: choices.byte().is_multiple_of(2),
+        start_after: (choices.byte().is_multiple_of(3)).then(|| bson::rawdoc! { "_data": "start" }),
+        ..ChangeStreamOptions::default()
+    };
+    let mut machine = ChangeStreamMachine::new(
+        WatchTarget::Collection(Namespace::new("db", "coll")),
+        Vec::new(),
+        options,
+    );
+    let mut first = true;
+    let mut last_pbrt: Option<bson::RawDocumentBuf> = None;
+    let mut resumes_for_this_error: Option<u32> = None;
+    for _ in 0..200 {
+        match machine.poll() {
+            Action::Aggregate(_) => {
+                if let Some(count) = resumes_for_this_error.as_mut() {
+                    *count += 1;
+                    assert!(*count <= 1, "two resume aggregates for one getMore error");
+                }
+                let (reply, pbrt) = scripted_reply(&mut choices, true);
+                let failed = reply.is_err();
+                last_pbrt = pbrt;
+                machine.handle_aggregate(reply, 21);
+                if failed {
+                    assert!(!machine.is_alive(), "an aggregate error closes the stream");
+                } else {
+                    resumes_for_this_error = None;
+                }
+                first = false;
+            }
+            Action::GetMore(_) => {
+                let (reply, pbrt) = scripted_reply(&mut choices, false);
+                if reply.is_err() {
+                    resumes_for_this_error = Some(0);
+                }
+                last_pbrt = pbrt;
+                machine.handle_get_more(reply);
+            }
+            Action::KillCursors(_) => machine.handle_killed(),
+            Action::Event(event) => {
+                let token = machine.resume_token().expect("a token after an event");
+                assert!(
+                    token == event.resume_token() || last_pbrt.as_deref() == Some(token),
+                    "an event without its token cached"
+                );
+            }
+            Action::Closed(_) => {
+                assert!(!machine.is_alive());
+                assert!(matches!(machine.poll(), Action::Closed(None)), "the error comes once");
+                return;
+            }
+            Action::Waiting => panic!("the machine waits for an outcome it was given"),
+        }
+        if choices.done() && !first {
+            let _ = machine.close();
+            assert!(matches!(machine.poll(), Action::Closed(None)));
+            return;
+        }
+    }
+}
