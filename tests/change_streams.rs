@@ -709,3 +709,44 @@ async fn an_event_over_16_mb_is_reassembled_from_its_fragments() {
     fragments.close().await;
     db.drop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_next_that_times_out_leaves_the_stream_usable() {
+    let Some(uri) = common::single() else { return };
+    let (client, log) = client(&uri, "cs-timeout").await;
+    let coll = fresh_collection(&client, "cs_timeout").await;
+    let options = ChangeStreamOptions {
+        max_await_time: Some(Duration::from_millis(500)),
+        ..ChangeStreamOptions::default()
+    };
+    let mut stream = coll.watch([], options).await.unwrap();
+    // Nothing happens: the caller's own timeout fires in the middle of a getMore.
+    for _ in 0..3 {
+        assert!(
+            tokio::time::timeout(Duration::from_millis(120), stream.next())
+                .await
+                .is_err()
+        );
+    }
+    assert!(stream.is_alive());
+    coll.insert_one(rawdoc! { "_id": 1 }).await.unwrap();
+    assert_eq!(next_ids(&mut stream, 1).await, [1]);
+    assert_eq!(log.commands("aggregate").len(), 1, "the timeouts cost no resume");
+    stream.close().await;
+}
+
+#[test]
+fn dropping_a_stream_after_its_runtime_is_gone_does_not_panic() {
+    let Some(uri) = common::single() else { return };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let client = Client::connect(&uri).await.unwrap();
+        let coll = fresh_collection(&client, "cs_noruntime").await;
+        coll.watch([], ChangeStreamOptions::default()).await.unwrap()
+    });
+    drop(runtime);
+    drop(stream);
+}
