@@ -7,7 +7,8 @@
 //! - [`protocol`]: the protocol core with no I/O: connection strings, authentication
 //!   conversations, server discovery and selection, commands and replies.
 //! - [`driver`]: the async driver on tokio: connections, TLS, pools, topology, the client API.
-//! - [`capture`]: reading recorded traffic and rendering messages as JSON.
+//! - [`capture`]: reading recorded traffic (fixtures, captures) and rendering messages as JSON.
+//! - [`traffic`]: the recording proxy and the replay server (tokio).
 //!
 //! Errors of every layer above the codec are one type, [`Error`].
 // Tests index into buffers they built themselves and cast small known sizes.
@@ -24,6 +25,7 @@ pub mod capture;
 pub mod driver;
 mod error;
 pub mod protocol;
+pub mod traffic;
 pub mod wire;
 
 pub use error::{

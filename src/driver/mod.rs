@@ -22,6 +22,7 @@ mod topology;
 pub use change_stream::ChangeStream;
 pub use client::{Client, ClientOptions, Collection, Database, InsertManyResult, InsertOneResult};
 pub use connection::Reply;
+pub(crate) use connection::next_request_id;
 pub use cursor::Cursor;
 pub use monitoring::{CommandEvent, CommandListener};
 pub use session::ClientSession;

@@ -9,6 +9,7 @@
 )]
 
 pub mod dns;
+pub mod fixtures;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! The `mongowire` command.
 
 mod decode;
+mod record;
+mod replay;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -18,10 +21,25 @@ struct Cli {
 enum Command {
     /// Print every MongoDB message in files of raw wire messages as JSON lines.
     Decode(decode::Args),
+    /// Record the traffic of clients through a transparent proxy into a fixture.
+    Record(record::Args),
+    /// Play a fixture's server side to a client and check it does what was recorded.
+    Replay(replay::Args),
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::Record(args) => runtime().block_on(record::run(&args)),
+        Command::Replay(args) => runtime().block_on(replay::run(&args)),
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // ok: building a runtime fails only when the OS refuses threads or an event loop.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
