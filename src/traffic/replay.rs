@@ -175,10 +175,10 @@ impl Script {
                     }
                 }
                 (FixtureEvent::Close, Direction::ServerToClient) => {
-                    if let Some((Some(index), ..)) = last.get(&entry.conn) {
-                        if let Some(exchange) = operations.get_mut(*index) {
-                            exchange.close_after = true;
-                        }
+                    if let Some((Some(index), ..)) = last.get(&entry.conn)
+                        && let Some(exchange) = operations.get_mut(*index)
+                    {
+                        exchange.close_after = true;
                     }
                 }
                 _ => {}
@@ -280,10 +280,7 @@ async fn serve(mut stream: TcpStream, script: &Script, idle_timeout: Duration) {
             };
             (recorded.into_iter().cloned().collect::<Vec<_>>(), false)
         } else {
-            match check(script, &request, &command) {
-                Ok((replies, close)) => (replies, close),
-                Err(error_reply) => (vec![error_reply], false),
-            }
+            check(script, &request, &command)
         };
         first = false;
         let mut out = BytesMut::new();
@@ -307,13 +304,19 @@ async fn serve(mut stream: TcpStream, script: &Script, idle_timeout: Duration) {
     }
 }
 
-/// Matches a request against the next recorded operation: its recorded replies when it matches,
-/// else an error reply (and the mismatch is kept for the report).
-fn check(script: &Script, request: &Message, command: &str) -> Result<(Vec<Message>, bool), Message> {
+/// Matches a request against the next recorded operation: the replies to send and whether to
+/// close the connection after them; an error reply when it does not match (the mismatch is kept
+/// for the report).
+fn check(script: &Script, request: &Message, command: &str) -> (Vec<Message>, bool) {
     let mut state = lock(&script.state);
     let expected = match (&state.mismatch, script.operations.get(state.next)) {
         (None, Some(expected)) => expected,
-        (Some(_), _) => return Err(error_reply("an earlier request already differed from the recording")),
+        (Some(_), _) => {
+            return (
+                vec![error_reply("an earlier request already differed from the recording")],
+                false,
+            );
+        }
         (None, None) => {
             state.mismatch = Some(Mismatch {
                 line: 0,
@@ -321,7 +324,7 @@ fn check(script: &Script, request: &Message, command: &str) -> Result<(Vec<Messa
                 got: command.to_owned(),
                 diff: format!("+ {}\n", comparable(request).map(|d| d.to_string()).unwrap_or_default()),
             });
-            return Err(error_reply("the recording has no more operations"));
+            return (vec![error_reply("the recording has no more operations")], false);
         }
     };
     let diff = match (comparable(&expected.request), comparable(request)) {
@@ -337,10 +340,10 @@ fn check(script: &Script, request: &Message, command: &str) -> Result<(Vec<Messa
         };
         let reply = error_reply(&mismatch.to_string());
         state.mismatch = Some(mismatch);
-        return Err(reply);
+        return (vec![reply], false);
     }
     state.next += 1;
-    Ok((expected.replies.clone(), expected.close_after))
+    (expected.replies.clone(), expected.close_after)
 }
 
 fn error_reply(message: &str) -> Message {
