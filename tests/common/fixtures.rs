@@ -109,8 +109,10 @@ pub fn recorded_stream(fixture: &Fixture) -> Option<RecordedStream> {
             .get_document("cursor")
             .ok()
             .and_then(|c| c.get_i64("batchSize").ok())
-            .map(|n| n as u32),
-        max_await_time: max_await.map(|ms| Duration::from_millis(ms as u64)),
+            .and_then(|n| u32::try_from(n).ok()),
+        max_await_time: max_await
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(Duration::from_millis),
         collation: aggregate.get_document("collation").ok().map(ToOwned::to_owned),
         comment: aggregate.get("comment").ok().flatten().map(Into::into),
         read_concern: aggregate
