@@ -161,9 +161,11 @@ pub fn write_entry(out: &mut impl Write, entry: &FixtureEntry) -> std::io::Resul
             line.insert("event".into(), json!("message"));
             match Message::decode(bytes.clone(), DEFAULT_MAX_MESSAGE_SIZE) {
                 Ok(message) => {
+                    // Decompressed size: a compressed 15 MB batch is small on the wire, not to read.
+                    let large = message.raw().len() > FULL_VIEW_LIMIT;
                     if let Value::Object(view) = message_json(&message) {
                         for (key, value) in view {
-                            let big = key == "doc" && bytes.len() > FULL_VIEW_LIMIT;
+                            let big = key == "doc" && large;
                             line.insert(key, if big { abbreviate(value) } else { value });
                         }
                     }
