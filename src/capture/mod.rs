@@ -4,9 +4,23 @@
 //! prints, one per line; [`RawStreamReader`] reads a file of back-to-back wire messages (what a
 //! `tcpflow`-style dump of one direction of a connection holds) and reports undecodable
 //! messages with their offsets without stopping at the first one.
+//!
+//! [`PacketReader`] reads pcap and pcapng captures packet by packet, and [`tcp_segment`] takes a
+//! captured frame down through its link layer and IPv4/IPv6 to its TCP segment. Both are pure
+//! readers: every length from the file is checked before use, so hostile input costs at most
+//! its own size in memory.
 
 mod json;
+mod link;
+mod pcap;
 mod raw_stream;
+mod timestamp;
+
+#[cfg(test)]
+pub(crate) mod test_packets;
 
 pub use json::message_json;
+pub use link::{PacketError, TcpFlags, TcpSegment, tcp_segment};
+pub use pcap::{CaptureError, FileKind, LinkType, MAX_RECORD_LEN, Packet, PacketReader, file_kind};
 pub use raw_stream::{RawStreamReader, StreamItem};
+pub use timestamp::Timestamp;
