@@ -9,6 +9,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 /// TCP flag bits.
+pub(crate) const FIN: u8 = 0x01;
+pub(crate) const SYN: u8 = 0x02;
+pub(crate) const RST: u8 = 0x04;
 pub(crate) const PSH: u8 = 0x08;
 pub(crate) const ACK: u8 = 0x10;
 
