@@ -223,3 +223,66 @@ impl PcapNg {
         self.out.clone()
     }
 }
+
+/// A mongoreplay playback file: the header document, then one record per `(message bytes,
+/// source port, destination port, connection)`, built by hand in the format mongoreplay writes
+/// (`rawop.header` fields as int32, `rawop.body` holding the whole message, `seen` as Go's
+/// seconds since year 1 and nanoseconds).
+pub(crate) fn playback(records: &[(Vec<u8>, u16, u16, i64)]) -> Vec<u8> {
+    fn element(out: &mut Vec<u8>, kind: u8, name: &str, value: &[u8]) {
+        out.push(kind);
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value);
+    }
+    fn document(elements: &[u8]) -> Vec<u8> {
+        let mut out = ((elements.len() + 5) as i32).to_le_bytes().to_vec();
+        out.extend_from_slice(elements);
+        out.push(0);
+        out
+    }
+    fn string(value: &str) -> Vec<u8> {
+        let mut out = ((value.len() + 1) as i32).to_le_bytes().to_vec();
+        out.extend_from_slice(value.as_bytes());
+        out.push(0);
+        out
+    }
+    let mut file = Vec::new();
+    let mut head = Vec::new();
+    element(&mut head, 0x10, "playbackfileversion", &1i32.to_le_bytes());
+    element(&mut head, 0x08, "driveropsfiltered", &[0]);
+    file.extend_from_slice(&document(&head));
+    for (order, (message, src, dst, connection)) in records.iter().enumerate() {
+        let field = |i: usize| message.get(i..i + 4).map_or([0; 4], |b| b.try_into().unwrap());
+        let mut header = Vec::new();
+        element(&mut header, 0x10, "messagelength", &field(0));
+        element(&mut header, 0x10, "requestid", &field(4));
+        element(&mut header, 0x10, "responseto", &field(8));
+        element(&mut header, 0x10, "opcode", &field(12));
+        let mut body = (message.len() as i32).to_le_bytes().to_vec();
+        body.push(0);
+        body.extend_from_slice(message);
+        let mut rawop = Vec::new();
+        element(&mut rawop, 0x03, "header", &document(&header));
+        element(&mut rawop, 0x05, "body", &body);
+        let mut seen = Vec::new();
+        element(
+            &mut seen,
+            0x12,
+            "sec",
+            &(62_135_596_800i64 + 1_470_939_129 + order as i64).to_le_bytes(),
+        );
+        element(&mut seen, 0x10, "nsec", &422_603_000i32.to_le_bytes());
+        let mut record = Vec::new();
+        element(&mut record, 0x03, "rawop", &document(&rawop));
+        element(&mut record, 0x03, "seen", &document(&seen));
+        element(&mut record, 0x02, "srcendpoint", &string(&src.to_string()));
+        element(&mut record, 0x02, "dstendpoint", &string(&dst.to_string()));
+        element(&mut record, 0x12, "seenconnectionnum", &connection.to_le_bytes());
+        element(&mut record, 0x12, "playedconnectionnum", &0i64.to_le_bytes());
+        element(&mut record, 0x10, "generation", &0i32.to_le_bytes());
+        element(&mut record, 0x12, "order", &(order as i64 + 1).to_le_bytes());
+        file.extend_from_slice(&document(&record));
+    }
+    file
+}

@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print every MongoDB message in files of raw wire messages as JSON lines.
+    /// Print every MongoDB message in captures (pcap, pcapng, mongoreplay) or raw message files as JSON lines.
     Decode(decode::Args),
 }
 
