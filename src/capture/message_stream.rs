@@ -28,8 +28,14 @@ pub(crate) enum StreamOutput {
     /// The stream ended `available` bytes into the message at `offset`.
     Truncated { offset: u64, available: usize },
     /// `missing` bytes at `offset` never appeared in the capture; `partial` bytes of a message
-    /// started before the hole were dropped with it.
-    Gap { offset: u64, missing: u64, partial: usize },
+    /// started before the hole were dropped with it. `mongodb` says whether the stream was known
+    /// to carry MongoDB messages (it had framed one, or was framing from a plausible header).
+    Gap {
+        offset: u64,
+        missing: u64,
+        partial: usize,
+        mongodb: bool,
+    },
     /// Framing resumed at `offset` after `skipped` captured bytes that could not be framed.
     Resynchronised { offset: u64, skipped: u64 },
     /// The stream ended while hunting: `bytes` captured bytes from `offset` on never framed as
@@ -204,10 +210,12 @@ impl MessageStream {
             State::Framing => (self.buf.len(), offset + missing, 0),
             State::Hunting { since, skipped } => (0, since, skipped + self.buf.len() as u64),
         };
+        let framing = self.state == State::Framing && !self.at_boundary;
         out.push(StreamOutput::Gap {
             offset,
             missing,
             partial,
+            mongodb: self.framed_any || framing,
         });
         self.buf.clear();
         self.start = offset + missing;
@@ -219,9 +227,17 @@ impl MessageStream {
     pub(crate) fn finish(&mut self, out: &mut Vec<StreamOutput>) {
         self.settle(out);
         let buffered = self.buf.len() as u64;
+        // Fewer than a header's worth came after the SYN: a message cut short if its length
+        // field is one the decoder would take, else no telling it was MongoDB at all.
+        let short_header = self
+            .buf
+            .get(..4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap_or([0; 4])));
+        let short_header = short_header.and_then(|l| usize::try_from(l).ok());
+        let max = self.decoder.max_message_size();
+        let cut_message = short_header.is_some_and(|l| (HEADER_LEN..=max).contains(&l));
         match self.state {
-            // Too few bytes ever came to tell whether this was MongoDB at all.
-            State::Framing if self.at_boundary && buffered > 0 => out.push(StreamOutput::Unframed {
+            State::Framing if self.at_boundary && buffered > 0 && !cut_message => out.push(StreamOutput::Unframed {
                 offset: self.start,
                 bytes: buffered,
                 any_message: false,
@@ -426,10 +442,9 @@ mod tests {
         stream.push(&msg(3), &mut out);
         assert_eq!(ids(&out), [2, 3]);
         let gap_at = (false_candidate().len() + msg(2).len()) as u64;
-        assert!(
-            out.iter()
-                .any(|o| matches!(o, StreamOutput::Gap { offset, missing: 10, partial: 0 } if *offset == gap_at))
-        );
+        assert!(out.iter().any(
+            |o| matches!(o, StreamOutput::Gap { offset, missing: 10, partial: 0, mongodb: true } if *offset == gap_at)
+        ));
     }
 
     #[test]
@@ -444,6 +459,18 @@ mod tests {
                 offset: 0,
                 bytes: 6,
                 any_message: false
+            }]
+        ));
+        // Four bytes that could start a header are a message cut short.
+        let mut out = Vec::new();
+        let mut stream = MessageStream::new(48_000_000, true);
+        stream.push(&msg(1)[..6], &mut out);
+        stream.finish(&mut out);
+        assert!(matches!(
+            out[..],
+            [StreamOutput::Truncated {
+                offset: 0,
+                available: 6
             }]
         ));
         // And a stream with nothing in it says nothing.
@@ -467,7 +494,8 @@ mod tests {
             StreamOutput::Gap {
                 offset: 30,
                 missing: 20,
-                partial: 30
+                partial: 30,
+                mongodb: true
             }
         ));
         let skipped = (a.len() - 50) as u64;

@@ -224,6 +224,9 @@ struct Direction {
     assembler: Assembler,
     stream: MessageStream,
     finished: bool,
+    /// Whether a failure has been reported for this direction (later consequences of it are
+    /// notes).
+    failed: bool,
 }
 
 impl Direction {
@@ -238,6 +241,7 @@ impl Direction {
             assembler: Assembler::new(first, isn, config.max_buffered),
             stream: MessageStream::new(config.max_message_size, syn),
             finished: false,
+            failed: false,
         }
     }
 }
@@ -251,6 +255,8 @@ struct Connection {
     endpoints: [SocketAddr; 2],
     directions: [Option<Direction>; 2],
     evidence: ServerEvidence<SocketAddr>,
+    /// Whether a MongoDB message has been seen on it.
+    carries_mongodb: bool,
 }
 
 /// Turns captured TCP segments into MongoDB messages and problems, in capture order.
@@ -273,26 +279,27 @@ struct Emit<'a> {
     /// The packet being processed; `None` at the end of the capture.
     current: Option<PacketInfo>,
     evidence: &'a mut ServerEvidence<SocketAddr>,
+    carries_mongodb: &'a mut bool,
     config: &'a ReassemblyConfig,
     out: &'a mut VecDeque<CaptureItem>,
 }
 
 impl Emit<'_> {
-    fn chunks(&mut self, stream: &mut MessageStream, chunks: Vec<Chunk>) {
+    fn chunks(&mut self, direction: &mut Direction, chunks: Vec<Chunk>) {
         let mut outputs = Vec::new();
         for chunk in chunks {
             let packet = match chunk {
                 Chunk::Data(bytes, origin) => {
-                    stream.push(&bytes, &mut outputs);
+                    direction.stream.push(&bytes, &mut outputs);
                     self.current.or(Some(origin))
                 }
                 Chunk::Gap(missing) => {
-                    stream.gap(missing, &mut outputs);
+                    direction.stream.gap(missing, &mut outputs);
                     self.current
                 }
             };
             for output in outputs.drain(..) {
-                self.output(output, packet);
+                self.output(output, packet, &mut direction.failed);
             }
         }
     }
@@ -303,11 +310,11 @@ impl Emit<'_> {
         }
         let mut chunks = Vec::new();
         direction.assembler.flush(&mut chunks);
-        self.chunks(&mut direction.stream, chunks);
+        self.chunks(direction, chunks);
         let mut outputs = Vec::new();
         direction.stream.finish(&mut outputs);
         for output in outputs {
-            self.output(output, self.current);
+            self.output(output, self.current, &mut direction.failed);
         }
         direction.finished = true;
         direction.stream = MessageStream::new(self.config.max_message_size, false);
@@ -321,7 +328,11 @@ impl Emit<'_> {
             .any(|p| self.config.server_port == Some(*p) || DEFAULT_PORTS.contains(p))
     }
 
-    fn output(&mut self, output: StreamOutput, packet: Option<PacketInfo>) {
+    /// Turns one stream output into an item. Decode errors and truncated messages are failures
+    /// (they come from a stream framing MongoDB messages); a gap is one on a connection that
+    /// carries MongoDB (or should: the server port); bytes that never framed are one only on a
+    /// connection that should carry MongoDB and has no earlier failure explaining them.
+    fn output(&mut self, output: StreamOutput, packet: Option<PacketInfo>, failed: &mut bool) {
         let location = |offset| Location::Stream {
             from: self.from.to_string(),
             to: self.to.to_string(),
@@ -349,6 +360,7 @@ impl Emit<'_> {
                     self.config.server_port,
                     &message,
                 );
+                *self.carries_mongodb = true;
                 CaptureItem::Message(Box::new(CapturedMessage {
                     message,
                     offset,
@@ -371,7 +383,11 @@ impl Emit<'_> {
                 offset,
                 missing,
                 partial,
-            } => problem(true, offset, ProblemKind::Gap { missing, partial }),
+                mongodb,
+            } => {
+                let failure = mongodb || *self.carries_mongodb || self.on_mongodb_port();
+                problem(failure, offset, ProblemKind::Gap { missing, partial })
+            }
             StreamOutput::Resynchronised { offset, skipped } => {
                 problem(false, offset, ProblemKind::Resynchronised { skipped })
             }
@@ -380,10 +396,13 @@ impl Emit<'_> {
                 bytes,
                 any_message,
             } => {
-                let failure = !any_message && self.on_mongodb_port();
+                let failure = !any_message && !*failed && self.on_mongodb_port();
                 problem(failure, offset, ProblemKind::Unframed { bytes, any_message })
             }
         };
+        if let CaptureItem::Problem(Problem { failure: true, .. }) = item {
+            *failed = true;
+        }
         self.out.push_back(item);
     }
 }
@@ -419,6 +438,7 @@ impl Reassembler {
             to,
             current,
             evidence: &mut connection.evidence,
+            carries_mongodb: &mut connection.carries_mongodb,
             config,
             out,
         };
@@ -462,6 +482,7 @@ impl Reassembler {
                 endpoints: [segment.src, segment.dst],
                 directions: [None, None],
                 evidence: ServerEvidence::default(),
+                carries_mongodb: false,
             });
             self.next_id += 1;
         }
@@ -506,7 +527,7 @@ impl Reassembler {
                 direction.assembler.fin = u64::try_from(end).ok();
             }
             direction.assembler.data(seq, segment.payload, packet, &mut chunks);
-            emit.chunks(&mut direction.stream, chunks);
+            emit.chunks(direction, chunks);
             if direction.assembler.complete() {
                 emit.finish(direction);
             }
@@ -519,7 +540,7 @@ impl Reassembler {
             if ack {
                 let mut chunks = Vec::new();
                 direction.assembler.peer_ack(segment.ack, &mut chunks);
-                emit.chunks(&mut direction.stream, chunks);
+                emit.chunks(direction, chunks);
             }
             if direction.assembler.complete() {
                 emit.finish(direction);
@@ -927,6 +948,21 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_hole_in_other_traffic_is_a_note() {
+        let web: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let segments = vec![
+            seg(client(), web, 1000, 0, SYN, b""),
+            seg(client(), web, 1001, 0, ACK, b"GET / HTTP/1.1\r\n"),
+            seg(client(), web, 1101, 0, ACK, b"Host: example\r\n\r\n"),
+        ];
+        let items = run(segments);
+        let problems = problems(&items);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().all(|p| !p.failure), "{problems:?}");
+        assert!(matches!(problems[0].kind, ProblemKind::Gap { missing: 84, .. }));
     }
 
     #[test]
