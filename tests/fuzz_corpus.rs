@@ -37,3 +37,8 @@ fn round_trip_corpus() {
 fn decompress_corpus() {
     run_corpus("decompress", bodies::decompress_bounded);
 }
+
+#[test]
+fn pcap_corpus() {
+    run_corpus("pcap", bodies::capture);
+}

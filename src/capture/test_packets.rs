@@ -4,7 +4,11 @@
 //! (`#[path]`-included) and the fuzz crate's seed generator share one set of builders. Checksums
 //! are left zero: the readers never verify them (captures taken with checksum offload are full of
 //! wrong ones).
-#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+#![allow(
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap
+)]
 
 use std::net::{IpAddr, SocketAddr};
 
