@@ -16,7 +16,8 @@
 //! A SYN fixes the direction's first offset and says its first byte starts a message; without
 //! one (a capture that joined an open connection) the stream hunts for the first message. A SYN
 //! without ACK carrying a new initial sequence number on a known address pair starts a new
-//! connection. Messages come out when the packet that completes them is processed, so the
+//! connection. Once both directions have ended (a FIN each, or a RST) the connection is kept as
+//! a bufferless tombstone that ignores late retransmissions until a new SYN. Messages come out when the packet that completes them is processed, so the
 //! output follows the capture.
 
 use std::collections::btree_map::Entry;
@@ -257,6 +258,10 @@ struct Connection {
     evidence: ServerEvidence<SocketAddr>,
     /// Whether a MongoDB message has been seen on it.
     carries_mongodb: bool,
+    /// Both directions have ended (FIN on each, or RST). The connection stays as a tombstone,
+    /// with its buffers freed, so that late retransmissions are not decoded again as a new
+    /// connection; only a SYN replaces it.
+    closed: bool,
 }
 
 /// Turns captured TCP segments into MongoDB messages and problems, in capture order.
@@ -445,8 +450,8 @@ impl Reassembler {
         (emit, direction)
     }
 
-    /// Ends both directions of a connection: holes become gaps, unfinished messages are
-    /// reported.
+    /// Ends both directions of a connection (holes become gaps, unfinished messages are
+    /// reported) and leaves it a tombstone.
     fn close(&mut self, connection: &mut Connection, current: Option<PacketInfo>) {
         for index in 0..2 {
             let (mut emit, direction) = Reassembler::emit(&self.config, &mut self.out, connection, index, current);
@@ -454,6 +459,8 @@ impl Reassembler {
                 emit.finish(direction);
             }
         }
+        connection.directions = [None, None];
+        connection.closed = true;
     }
 
     /// Takes the next segment of the capture.
@@ -466,6 +473,13 @@ impl Reassembler {
         let flags = segment.flags;
         let (syn, ack) = (flags.has(TcpFlags::SYN), flags.has(TcpFlags::ACK));
         let mut connection = match self.connections.remove(&key) {
+            Some(old) if old.closed => {
+                if !syn || ack {
+                    self.connections.insert(key, old);
+                    return;
+                }
+                None
+            }
             // A SYN with a new initial sequence number: the address pair is being reused.
             Some(mut old) if syn && !ack && direction_isn(&old, segment.src).is_some_and(|isn| isn != segment.seq) => {
                 self.close(&mut old, Some(packet));
@@ -483,6 +497,7 @@ impl Reassembler {
                 directions: [None, None],
                 evidence: ServerEvidence::default(),
                 carries_mongodb: false,
+                closed: false,
             });
             self.next_id += 1;
         }
@@ -547,7 +562,11 @@ impl Reassembler {
             }
         }
 
-        if flags.has(TcpFlags::RST) {
+        let both_ended = connection
+            .directions
+            .iter()
+            .all(|d| d.as_ref().is_some_and(|d| d.finished));
+        if flags.has(TcpFlags::RST) || both_ended {
             self.close(connection, Some(packet));
         }
     }
@@ -873,6 +892,24 @@ mod tests {
         let problems = problems(&items);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].kind, ProblemKind::Truncated { available: 20 });
+    }
+
+    #[test]
+    fn a_retransmission_after_both_fins_is_not_decoded_again() {
+        let (request, reply) = (msg(1, 0, 10), msg(2, 1, 10));
+        let (c_end, s_end) = (1001 + request.len() as u32, 5001 + reply.len() as u32);
+        let mut segments = handshake();
+        segments.extend([
+            data(0, &request),
+            seg(server(), client(), 5001, c_end, PSH | ACK, &reply),
+            seg(client(), server(), c_end, s_end, FIN | ACK, b""),
+            seg(server(), client(), s_end, c_end + 1, FIN | ACK, b""),
+            data(0, &request),
+            seg(server(), client(), 5001, c_end, PSH | ACK, &reply),
+        ]);
+        let items = run(segments);
+        assert_eq!(messages(&items), [(1, Some(4)), (2, Some(5))]);
+        assert!(problems(&items).is_empty());
     }
 
     #[test]
