@@ -42,3 +42,8 @@ fn decompress_corpus() {
 fn change_stream_corpus() {
     run_corpus("change_stream", bodies::change_stream);
 }
+
+#[test]
+fn pcap_corpus() {
+    run_corpus("pcap", bodies::capture);
+}

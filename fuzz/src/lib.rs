@@ -3,6 +3,7 @@
 //! same checks as an ordinary test, with no fuzzer installed.
 
 use bytes::{Bytes, BytesMut};
+use mongowire::capture::{CaptureItem, CaptureOptions, CaptureReader, captured_json};
 use mongowire::wire::{Body, Compressor, DEFAULT_MAX_MESSAGE_SIZE, Message, MessageDecoder, decompress};
 
 /// Reads every element of every document in a message, recursively, so malformed BSON inside a
@@ -279,6 +280,31 @@ pub fn change_stream(data: &[u8]) {
             let _ = machine.close();
             assert!(matches!(machine.poll(), Action::Closed(None)));
             return;
+        }
+    }
+}
+
+/// Reads `data` as any file `mongowire decode` accepts (pcap, pcapng, mongoreplay, raw
+/// messages: the first bytes decide) and takes every item to the end: each message's documents
+/// are walked and it is rendered as JSON, each problem is rendered as text. Must never panic or
+/// hang; every item must have cost at least one input byte, so a reader that loops producing
+/// items is caught too.
+pub fn capture(data: &[u8]) {
+    let Ok(mut reader) = CaptureReader::new(data, CaptureOptions::default()) else {
+        return;
+    };
+    let mut items = 0;
+    while let Ok(Some(item)) = reader.next_item() {
+        items += 1;
+        assert!(items <= data.len(), "{items} items from {} bytes", data.len());
+        match item {
+            CaptureItem::Message(message) => {
+                touch_documents(&message.message);
+                let _ = captured_json(&message).to_string();
+            }
+            CaptureItem::Problem(problem) => {
+                let _ = problem.to_string();
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 use bson::{Bson, Document, RawDocument};
 use serde_json::{Map, Value, json};
 
+use super::item::CapturedMessage;
 use crate::wire::{Body, Documents, Message};
 
 /// A document as relaxed Extended JSON. BSON that cannot be converted (malformed inside a
@@ -24,6 +25,36 @@ fn documents_json(documents: Documents<'_>) -> Value {
 /// go under `doc.sequences.<identifier>`; legacy opcodes add their own fields (`ns`, `flags`,
 /// `documents`, `cursor_id`, ...).
 pub fn message_json(message: &Message) -> Value {
+    json_with(message, Vec::new())
+}
+
+/// [`message_json`] plus what the capture recorded, after `length` and before the body's
+/// fields: `ts` (when the packet that completed the message was captured, or when mongoreplay
+/// saw it, as an RFC 3339 UTC string with the source's precision), `from` and `to` ("ip:port",
+/// IPv6 in brackets; mongoreplay's endpoints as recorded), `sender` ("client" or "server") and
+/// `packet` (the number of the packet that completed it). Keys the source has no value for are
+/// left out, so a raw message file prints exactly what [`message_json`] does.
+pub fn captured_json(captured: &CapturedMessage) -> Value {
+    let mut envelope = Vec::new();
+    if let Some(timestamp) = captured.timestamp {
+        envelope.push(("ts", json!(timestamp.to_string())));
+    }
+    if let Some(from) = &captured.from {
+        envelope.push(("from", json!(from)));
+    }
+    if let Some(to) = &captured.to {
+        envelope.push(("to", json!(to)));
+    }
+    if let Some(sender) = captured.sender {
+        envelope.push(("sender", json!(sender.name())));
+    }
+    if let Some(packet) = captured.packet {
+        envelope.push(("packet", json!(packet)));
+    }
+    json_with(&captured.message, envelope)
+}
+
+fn json_with(message: &Message, envelope: Vec<(&str, Value)>) -> Value {
     let mut out = Map::new();
     out.insert("opcode".into(), json!(message.op_code().code()));
     out.insert("op".into(), json!(message.op_code().name()));
@@ -35,6 +66,9 @@ pub fn message_json(message: &Message) -> Value {
     out.insert("response_to".into(), json!(message.response_to()));
     let length = message.compression().map_or(message.raw().len(), |c| c.wire_length);
     out.insert("length".into(), json!(length));
+    for (key, value) in envelope {
+        out.insert(key.into(), value);
+    }
     let mut extra = |key: &str, value: Value| {
         out.insert(key.into(), value);
     };
@@ -169,5 +203,35 @@ mod tests {
         let message = Message::decode(frame, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
         let value = message_json(&message);
         assert!(value["doc"]["$invalid"].is_string(), "{value}");
+    }
+
+    #[test]
+    fn capture_keys_follow_length_and_are_left_out_when_unknown() {
+        let message = round_trip(&Message::new(3, 0, Body::Msg(OpMsg::new(rawdoc! { "ping": 1 }))), None);
+        let captured = CapturedMessage {
+            message: message.clone(),
+            offset: 0,
+            from: Some("[::1]:50000".into()),
+            to: Some("[::1]:27017".into()),
+            sender: Some(crate::capture::Role::Client),
+            timestamp: crate::capture::Timestamp::new(1_470_939_129, 422_603_000, 6),
+            packet: Some(4),
+        };
+        let line = captured_json(&captured).to_string();
+        assert!(
+            line.starts_with(
+                r#"{"opcode":2013,"op":"OP_MSG","compressor":null,"request_id":3,"response_to":0,"length":36,"ts":"2016-08-11T18:12:09.422603Z","from":"[::1]:50000","to":"[::1]:27017","sender":"client","packet":4,"flags":0,"doc":"#
+            ),
+            "{line}"
+        );
+        let bare = CapturedMessage {
+            from: None,
+            to: None,
+            sender: None,
+            timestamp: None,
+            packet: None,
+            ..captured
+        };
+        assert_eq!(captured_json(&bare), message_json(&message));
     }
 }

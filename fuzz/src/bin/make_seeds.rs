@@ -1,7 +1,13 @@
 //! Writes the seed corpora of the fuzz targets (`fuzz/corpus/<target>/`): one message of every
-//! opcode and shape the codec knows, built with the codec's own encoder. Run it from `fuzz/`
-//! after changing what a seed should cover: `cargo run --bin make_seeds`.
+//! opcode and shape the codec knows, built with the codec's own encoder, and small capture files
+//! of every format and link type `mongowire decode` reads. Run it from `fuzz/` after changing
+//! what a seed should cover: `cargo run --bin make_seeds`.
 
+#[allow(dead_code)]
+#[path = "../../../src/capture/test_packets.rs"]
+mod packets;
+
+use std::net::SocketAddr;
 use std::path::Path;
 
 use bson::{RawArrayBuf, rawdoc};
@@ -89,6 +95,100 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
 }
 
+fn encoded(id: i32, response_to: i32, body: Body) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    Message::new(id, response_to, body).encode(&mut out).unwrap();
+    out.to_vec()
+}
+
+/// A connection as IP packets: handshake, a request in two segments sent out of order and
+/// retransmitted, a compressed reply, a legacy query and reply in one segment, a segment the
+/// capture lost (acknowledged by the peer), the message after it, FIN.
+fn conversation(client: SocketAddr, server: SocketAddr) -> Vec<Vec<u8>> {
+    use packets::{ACK, FIN, PSH, SYN, ip_tcp};
+    let request = encoded(1, 0, Body::Msg(OpMsg::new(rawdoc! { "find": "c", "$db": "db" })));
+    let mut reply = BytesMut::new();
+    Message::new(2, 1, get_more_reply())
+        .encode_compressed(Compressor::Snappy, None, &mut reply)
+        .unwrap();
+    let legacy = [
+        encoded(
+            3,
+            0,
+            Body::Query(OpQuery::new("admin.$cmd", rawdoc! { "isMaster": 1 }).unwrap()),
+        ),
+        encoded(4, 0, Body::Msg(OpMsg::new(rawdoc! { "ping": 1, "$db": "admin" }))),
+    ]
+    .concat();
+    let lost = encoded(5, 0, Body::Msg(OpMsg::new(rawdoc! { "ping": 2, "$db": "admin" })));
+    let after = encoded(6, 0, Body::Msg(OpMsg::new(rawdoc! { "ping": 3, "$db": "admin" })));
+    let (c, s) = (0xffff_ff00u32, 7000u32); // the client's sequence numbers wrap
+    let c1 = c.wrapping_add(request.len() as u32);
+    let c2 = c1.wrapping_add(legacy.len() as u32);
+    let c3 = c2.wrapping_add(lost.len() as u32);
+    let s1 = s + reply.len() as u32;
+    vec![
+        ip_tcp(client, server, c.wrapping_sub(1), 0, SYN, b""),
+        ip_tcp(server, client, s - 1, c, SYN | ACK, b""),
+        ip_tcp(client, server, c.wrapping_add(30), s, PSH | ACK, &request[30..]),
+        ip_tcp(client, server, c, s, PSH | ACK, &request[..30]),
+        ip_tcp(client, server, c, s, PSH | ACK, &request[..30]),
+        ip_tcp(server, client, s, c1, PSH | ACK, &reply),
+        ip_tcp(client, server, c1, s1, PSH | ACK, &legacy),
+        ip_tcp(client, server, c3, s1, PSH | ACK, &after),
+        ip_tcp(server, client, s1, c3.wrapping_add(after.len() as u32), ACK, b""),
+        ip_tcp(client, server, c3.wrapping_add(after.len() as u32), s1, FIN | ACK, b""),
+    ]
+}
+
+/// Capture files of every format and link type, small enough to mutate quickly.
+fn capture_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let v4: (SocketAddr, SocketAddr) = ("10.0.0.1:50000".parse().unwrap(), "10.0.0.2:27017".parse().unwrap());
+    let v6: (SocketAddr, SocketAddr) = (
+        "[2001:db8::1]:50000".parse().unwrap(),
+        "[2001:db8::2]:3717".parse().unwrap(),
+    );
+    let frames = |link: u16, (client, server): (SocketAddr, SocketAddr)| -> Vec<packets::Record> {
+        conversation(client, server)
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| (1_700_000_000, i as u32, packets::frame(link, ip)))
+            .collect()
+    };
+    let vlan: Vec<packets::Record> = conversation(v4.0, v4.1)
+        .iter()
+        .map(|ip| (1, 2, packets::ethernet(&[100, 200], ip)))
+        .collect();
+    let mut seeds = vec![
+        ("ethernet_ipv4", packets::pcap(1, false, false, &frames(1, v4))),
+        ("ethernet_vlan_ipv4", packets::pcap(1, false, false, &vlan)),
+        (
+            "loopback_ipv6_big_endian_nanos",
+            packets::pcap(0, true, true, &frames(0, v6)),
+        ),
+        ("raw_ipv4", packets::pcap(101, false, false, &frames(101, v4))),
+        ("linux_cooked_ipv6", packets::pcap(113, false, false, &frames(113, v6))),
+    ];
+    let mut ng = packets::PcapNg::new(false);
+    ng.interface(276, Some(9)).interface(1, None);
+    for (i, (_, _, frame)) in frames(276, v6).iter().enumerate() {
+        ng.packet(0, 1_700_000_000_000_000_000 + i as u64, frame);
+    }
+    ng.block(0x0bad, b"custom").section();
+    ng.interface(1, Some(0x8a));
+    for (_, _, frame) in frames(1, v4).iter().take(4) {
+        ng.simple_packet(frame);
+    }
+    seeds.push(("pcapng_sll2_ipv6_then_ethernet", ng.bytes()));
+    let ping = encoded(1, 0, Body::Msg(OpMsg::new(rawdoc! { "ping": 1, "$db": "admin" })));
+    let pong = encoded(2, 1, Body::Msg(OpMsg::new(rawdoc! { "ok": 1.0 })));
+    seeds.push((
+        "mongoreplay",
+        packets::playback(&[(ping, 39420, 27017, 0), (pong, 27017, 39420, 0)]),
+    ));
+    seeds
+}
+
 fn main() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let mut stream = Vec::new();
@@ -101,6 +201,9 @@ fn main() {
         stream.extend_from_slice(&plain);
     }
     write(&corpus.join("decode"), "stream_of_every_opcode", &stream);
+    for (name, bytes) in capture_seeds() {
+        write(&corpus.join("pcap"), name, &bytes);
+    }
 
     let reply = Message::new(9, 8, get_more_reply());
     let mut plain = BytesMut::new();

@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print every MongoDB message in files of raw wire messages as JSON lines.
+    /// Print every MongoDB message in captures (pcap, pcapng, mongoreplay) or raw message files as JSON lines.
     Decode(decode::Args),
     /// Record the traffic of clients through a transparent proxy into a fixture.
     Record(record::Args),
