@@ -274,3 +274,112 @@ fn a_missing_file_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/x.bin"));
 }
+
+/// A fixture written with the project's own writer, one connection: open, a command, its
+/// reply, a chunk that never framed, a close.
+fn fixture_text() -> String {
+    use mongowire::capture::{Direction, Fixture, FixtureEntry, FixtureEvent, FixtureHeader};
+    let entry = |seq: u64, dir, event| FixtureEntry {
+        seq,
+        conn: 3,
+        dir,
+        time_us: seq * 250_000,
+        event,
+    };
+    let fixture = Fixture {
+        header: FixtureHeader {
+            description: "a find".into(),
+            upstream: "127.0.0.1:27100".into(),
+            recorded_at: "2026-11-25T23:59:59.500000Z".into(),
+        },
+        entries: vec![
+            entry(0, Direction::ClientToServer, FixtureEvent::Open),
+            entry(
+                1,
+                Direction::ClientToServer,
+                FixtureEvent::Message(encoded(7, None).into()),
+            ),
+            entry(
+                2,
+                Direction::ServerToClient,
+                FixtureEvent::Message(message(8, 7, rawdoc! { "ok": 1.0 }).into()),
+            ),
+            entry(
+                3,
+                Direction::ClientToServer,
+                FixtureEvent::Unframed(b"GET /".to_vec().into()),
+            ),
+            entry(4, Direction::ServerToClient, FixtureEvent::Close),
+        ],
+    };
+    let mut out = Vec::new();
+    fixture.write(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_fixture_prints_its_messages_with_sender_connection_and_time() {
+    let (code, stdout, stderr) = decode_file(fixture_text().as_bytes());
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines = lines(&stdout);
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["sender"], "client");
+    assert_eq!(lines[0]["conn"], 3);
+    assert_eq!(lines[0]["ts"], "2026-11-25T23:59:59.750000Z");
+    assert_eq!(lines[0]["doc"]["find"], "c");
+    assert_eq!(lines[1]["sender"], "server");
+    assert_eq!(lines[1]["response_to"], 7);
+    assert_eq!(lines[1]["ts"], "2026-11-26T00:00:00.000000Z");
+    assert_eq!(stderr, "FILE: note: 5 bytes from line 5 frame no message; skipped\n");
+}
+
+#[test]
+fn bad_fixture_lines_are_reported_by_number_and_the_rest_is_read() {
+    let good = fixture_text();
+    let mut text: Vec<String> = good.lines().map(str::to_owned).collect();
+    text[2] = text[2].replacen("\"bytes\":\"", "\"bytes\":\"AAAA", 1);
+    text.insert(3, "{\"seq\":9, \"conn\": 1".into());
+    let (code, stdout, stderr) = decode_file(text.join("\n").as_bytes());
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        lines(&stdout).len(),
+        1,
+        "the reply after the bad lines is still printed"
+    );
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert!(errors[0].starts_with("FILE: message at line 3: "), "{stderr}");
+    assert!(errors[1].starts_with("FILE: at line 4: not JSON"), "{stderr}");
+
+    let (code, stdout, stderr) = decode_file(b"{\"fixture\":\"mongowire\",\"version\":2}\n");
+    assert_eq!((code, stdout.as_str()), (Some(1), ""));
+    assert_eq!(stderr, "FILE: at line 1: unsupported version Some(2); this reads 1\n");
+}
+
+#[test]
+fn every_recorded_fixture_decodes_cleanly() {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol-fixtures");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(directory).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let messages = text.lines().filter(|l| l.contains("\"event\":\"message\"")).count();
+        let output = Command::new(env!("CARGO_BIN_EXE_mongowire"))
+            .arg("decode")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(lines(&stdout).len(), messages, "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} fixtures found");
+}

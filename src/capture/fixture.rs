@@ -209,27 +209,18 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// Reads a fixture. Only `bytes` are trusted; the readable fields are not read back.
+    /// Reads a whole fixture into memory, failing at the first bad line. Only `bytes` are
+    /// trusted; the readable fields are not read back.
     pub fn read(input: impl BufRead) -> Result<Fixture, FixtureError> {
-        let mut lines = input.lines().enumerate();
-        let header = match lines.next() {
-            Some((_, line)) => parse_header(&line?)?,
-            None => {
-                return Err(FixtureError::Format {
-                    line: 1,
-                    problem: "empty file".into(),
-                });
-            }
-        };
+        let mut reader = FixtureReader::new(input)?;
         let mut entries = Vec::new();
-        for (index, line) in lines {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            entries.push(parse_entry(&line, index + 1)?);
+        while let Some(entry) = reader.next_entry()? {
+            entries.push(entry);
         }
-        Ok(Fixture { header, entries })
+        Ok(Fixture {
+            header: reader.header,
+            entries,
+        })
     }
 
     /// Writes the fixture.
@@ -250,6 +241,104 @@ impl Fixture {
         let head = bytes.get(start..).unwrap_or_default();
         head.starts_with(b"{\"fixture\":\"mongowire\"")
     }
+}
+
+/// The longest line read: the base64 of the largest message the codec accepts, with room to
+/// spare for its readable view (abbreviated beyond 64 KiB). Longer lines are refused rather
+/// than buffered without limit.
+const MAX_LINE: usize = DEFAULT_MAX_MESSAGE_SIZE / 3 * 4 + (1 << 20);
+
+/// Reads a fixture one entry at a time, for files too large to hold in memory and for readers
+/// that report a bad line and go on.
+#[derive(Debug)]
+pub struct FixtureReader<R> {
+    input: R,
+    header: FixtureHeader,
+    /// The number of the last line read, from 1.
+    line: usize,
+    /// File offset of the last line read.
+    line_offset: u64,
+    /// Bytes read so far.
+    consumed: u64,
+    /// Set once a line too long to read has been reported: the rest cannot be framed.
+    broken: bool,
+}
+
+impl<R: BufRead> FixtureReader<R> {
+    /// Reads and checks the header line.
+    pub fn new(mut input: R) -> Result<FixtureReader<R>, FixtureError> {
+        let (header, consumed) = match read_line(&mut input, 1)? {
+            Some((line, length)) => (parse_header(&utf8(line, 1)?)?, length),
+            None => return Err(format_error(1, "empty file")),
+        };
+        Ok(FixtureReader {
+            input,
+            header,
+            line: 1,
+            line_offset: 0,
+            consumed,
+            broken: false,
+        })
+    }
+
+    /// The number (from 1) and file offset of the line the last entry or error came from.
+    pub fn position(&self) -> (usize, u64) {
+        (self.line, self.line_offset)
+    }
+
+    /// The header.
+    pub fn header(&self) -> &FixtureHeader {
+        &self.header
+    }
+
+    /// The next entry, or `Ok(None)` at the end. After an `Err` for a bad line, reading goes on
+    /// with the next line, except after a line too long to read or an I/O error, when it ends.
+    pub fn next_entry(&mut self) -> Result<Option<FixtureEntry>, FixtureError> {
+        loop {
+            if self.broken {
+                return Ok(None);
+            }
+            self.line += 1;
+            self.line_offset = self.consumed;
+            let line = match read_line(&mut self.input, self.line) {
+                Ok(Some((line, length))) => {
+                    self.consumed += length;
+                    line
+                }
+                Ok(None) => return Ok(None),
+                Err(error) => {
+                    self.broken = true;
+                    return Err(error);
+                }
+            };
+            if !line.trim_ascii().is_empty() {
+                return parse_entry(&utf8(line, self.line)?, self.line).map(Some);
+            }
+        }
+    }
+}
+
+/// One line without its line ending, and the bytes it took with it; `None` at the end of the
+/// input.
+fn read_line<R: BufRead>(input: &mut R, number: usize) -> Result<Option<(Vec<u8>, u64)>, FixtureError> {
+    let mut buffer = Vec::new();
+    let limit = u64::try_from(MAX_LINE).unwrap_or(u64::MAX);
+    std::io::Read::take(input.by_ref(), limit + 1).read_until(b'\n', &mut buffer)?;
+    if buffer.is_empty() {
+        return Ok(None);
+    }
+    if buffer.len() > MAX_LINE {
+        return Err(format_error(number, format!("longer than {MAX_LINE} bytes")));
+    }
+    let length = u64::try_from(buffer.len()).unwrap_or(u64::MAX);
+    if buffer.last() == Some(&b'\n') {
+        buffer.pop();
+    }
+    Ok(Some((buffer, length)))
+}
+
+fn utf8(line: Vec<u8>, number: usize) -> Result<String, FixtureError> {
+    String::from_utf8(line).map_err(|_| format_error(number, "not UTF-8"))
 }
 
 fn format_error(line: usize, problem: impl Into<String>) -> FixtureError {

@@ -31,8 +31,9 @@ impl Role {
 pub struct CapturedMessage {
     /// The message.
     pub message: Message,
-    /// Offset of its first byte: in the file for raw message files and mongoreplay records (the
-    /// record's offset), in its TCP stream (counting from the first payload byte) for captures.
+    /// Where it starts: its file offset in a raw message file; the file offset of its record in
+    /// a mongoreplay file, or of its line in a fixture; its offset in its TCP stream (counting
+    /// from the first payload byte) in a packet capture.
     pub offset: u64,
     /// Sender as "ip:port" (IPv6 in brackets) for packet captures; for mongoreplay files, the
     /// `srcendpoint` string exactly as recorded (a bare port in the known files).
@@ -45,6 +46,8 @@ pub struct CapturedMessage {
     pub timestamp: Option<Timestamp>,
     /// Number (from 1) of the packet that completed it, for packet captures.
     pub packet: Option<u64>,
+    /// The connection it travelled on, as a fixture numbers them (from 1, in opening order).
+    pub connection: Option<u32>,
 }
 
 /// One thing read from a capture.
@@ -91,6 +94,11 @@ pub enum Location {
         /// Its file offset.
         offset: u64,
     },
+    /// A line of a text file (a fixture).
+    Line {
+        /// Its number, from 1.
+        number: usize,
+    },
     /// A byte of one direction of a TCP connection.
     Stream {
         /// Sender, "ip:port".
@@ -111,6 +119,7 @@ impl fmt::Display for Location {
             Location::File { offset } => write!(f, "byte {offset}"),
             Location::Packet { number, offset } => write!(f, "packet {number} (byte {offset})"),
             Location::Record { number, offset } => write!(f, "record {number} (byte {offset})"),
+            Location::Line { number } => write!(f, "line {number}"),
             Location::Stream {
                 from,
                 to,

@@ -31,8 +31,9 @@ pub fn message_json(message: &Message) -> Value {
 /// [`message_json`] plus what the capture recorded, after `length` and before the body's
 /// fields: `ts` (when the packet that completed the message was captured, or when mongoreplay
 /// saw it, as an RFC 3339 UTC string with the source's precision), `from` and `to` ("ip:port",
-/// IPv6 in brackets; mongoreplay's endpoints as recorded), `sender` ("client" or "server") and
-/// `packet` (the number of the packet that completed it). Keys the source has no value for are
+/// IPv6 in brackets; mongoreplay's endpoints as recorded), `sender` ("client" or "server"),
+/// `packet` (the number of the packet that completed it) and `conn` (a fixture's connection
+/// number). Keys the source has no value for are
 /// left out, so a raw message file prints exactly what [`message_json`] does.
 pub fn captured_json(captured: &CapturedMessage) -> Value {
     let mut envelope = Vec::new();
@@ -50,6 +51,9 @@ pub fn captured_json(captured: &CapturedMessage) -> Value {
     }
     if let Some(packet) = captured.packet {
         envelope.push(("packet", json!(packet)));
+    }
+    if let Some(connection) = captured.connection {
+        envelope.push(("conn", json!(connection)));
     }
     json_with(&captured.message, envelope)
 }
@@ -216,11 +220,12 @@ mod tests {
             sender: Some(crate::capture::Role::Client),
             timestamp: crate::capture::Timestamp::new(1_470_939_129, 422_603_000, 6),
             packet: Some(4),
+            connection: Some(2),
         };
         let line = captured_json(&captured).to_string();
         assert!(
             line.starts_with(
-                r#"{"opcode":2013,"op":"OP_MSG","compressor":null,"request_id":3,"response_to":0,"length":36,"ts":"2016-08-11T18:12:09.422603Z","from":"[::1]:50000","to":"[::1]:27017","sender":"client","packet":4,"flags":0,"doc":"#
+                r#"{"opcode":2013,"op":"OP_MSG","compressor":null,"request_id":3,"response_to":0,"length":36,"ts":"2016-08-11T18:12:09.422603Z","from":"[::1]:50000","to":"[::1]:27017","sender":"client","packet":4,"conn":2,"flags":0,"doc":"#
             ),
             "{line}"
         );
@@ -230,6 +235,7 @@ mod tests {
             sender: None,
             timestamp: None,
             packet: None,
+            connection: None,
             ..captured
         };
         assert_eq!(captured_json(&bare), message_json(&message));

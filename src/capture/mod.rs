@@ -5,6 +5,8 @@
 //! - pcap and pcapng captures ([`PacketReader`]), down through the link layer, IPv4/IPv6 and
 //!   TCP ([`tcp_segment`]), reassembled per direction ([`Reassembler`]) and cut into messages;
 //! - mongoreplay playback files ([`MongoReplayReader`]);
+//! - protocol fixtures, the JSON Lines recordings `mongowire record` writes ([`Fixture`],
+//!   [`FixtureReader`]);
 //! - files of back-to-back wire messages ([`RawStreamReader`]), what a `tcpflow`-style dump of
 //!   one direction of a connection holds.
 //!
@@ -34,8 +36,8 @@ mod timestamp;
 pub(crate) mod test_packets;
 
 pub use fixture::{
-    Direction, FORMAT_VERSION, Fixture, FixtureEntry, FixtureError, FixtureEvent, FixtureHeader, write_entry,
-    write_header,
+    Direction, FORMAT_VERSION, Fixture, FixtureEntry, FixtureError, FixtureEvent, FixtureHeader, FixtureReader,
+    write_entry, write_header,
 };
 pub use item::{CaptureItem, CapturedMessage, Location, Problem, ProblemKind, Role};
 pub use json::{captured_json, message_json};
@@ -45,4 +47,4 @@ pub use pcap::{CaptureError, FileKind, LinkType, MAX_RECORD_LEN, Packet, PacketR
 pub use raw_stream::{RawStreamReader, StreamItem};
 pub use reader::{CaptureOptions, CaptureReader, Format, detect};
 pub use tcp::{PacketInfo, Reassembler, ReassemblyConfig};
-pub use timestamp::Timestamp;
+pub use timestamp::{Timestamp, TimestampParseError};

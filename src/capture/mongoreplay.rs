@@ -251,6 +251,7 @@ impl<R: Read> MongoReplayReader<R> {
             sender: Some(sender),
             timestamp,
             packet: None,
+            connection: None,
         })))
     }
 }

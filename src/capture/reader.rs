@@ -2,17 +2,20 @@
 //! bytes.
 
 use std::collections::HashSet;
-use std::io::{self, Chain, Cursor, Read};
+use std::io::{self, BufReader, Chain, Cursor, Read};
 
 use bson::RawDocument;
 
-use super::item::{CaptureItem, CapturedMessage, Location, Problem, ProblemKind};
+use super::Fixture;
+use super::fixture::{Direction, FixtureEntry, FixtureError, FixtureEvent, FixtureReader};
+use super::item::{CaptureItem, CapturedMessage, Location, Problem, ProblemKind, Role};
 use super::link::{PacketError, tcp_segment};
 use super::mongoreplay::{MongoReplayReader, is_playback_document};
 use super::pcap::{CaptureError, FileKind, Packet, PacketReader, file_kind};
 use super::raw_stream::{RawStreamReader, StreamItem};
 use super::tcp::{PacketInfo, Reassembler, ReassemblyConfig};
-use crate::wire::DEFAULT_MAX_MESSAGE_SIZE;
+use super::timestamp::Timestamp;
+use crate::wire::{DEFAULT_MAX_MESSAGE_SIZE, Message};
 
 /// The kinds of file a [`CaptureReader`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,8 @@ pub enum Format {
     PcapNg,
     /// A mongoreplay playback file.
     MongoReplay,
+    /// A mongowire protocol fixture (see [`Fixture`](super::Fixture)).
+    Fixture,
     /// Back-to-back wire messages, as sent on one TCP stream.
     RawMessages,
 }
@@ -37,6 +42,9 @@ pub fn detect(prefix: &[u8]) -> Format {
         Some(FileKind::Pcap) => return Format::Pcap,
         Some(FileKind::PcapNg) => return Format::PcapNg,
         None => {}
+    }
+    if Fixture::sniff(prefix) {
+        return Format::Fixture;
     }
     // A playback file and a raw message file both start with a little-endian length; only the
     // playback file's first bytes are a BSON document with mongoreplay's keys. (Further formats
@@ -75,12 +83,17 @@ enum Source<R> {
         ended: bool,
     },
     Replay(MongoReplayReader<Prefixed<R>>),
+    Fixture {
+        reader: FixtureReader<BufReader<Prefixed<R>>>,
+        /// When the recording started, from the header, to date each message.
+        started: Option<Timestamp>,
+    },
     /// A capture whose file header could not be read: one problem, then nothing.
     Failed(Option<Problem>),
 }
 
-/// Reads MongoDB messages from a pcap, pcapng, mongoreplay or raw message file, recognised by
-/// its first bytes.
+/// Reads MongoDB messages from a pcap, pcapng, mongoreplay, fixture or raw message file,
+/// recognised by its first bytes.
 ///
 /// ```
 /// use mongowire::capture::{CaptureItem, CaptureOptions, CaptureReader, Format};
@@ -103,6 +116,8 @@ pub struct CaptureReader<R> {
 
 /// The most read ahead to recognise a playback file: its first document.
 const MAX_DETECT: usize = 16 << 20;
+/// What is read ahead of a file starting with `{` to recognise a fixture's header.
+const TEXT_DETECT: u64 = 64;
 
 impl<R: Read> CaptureReader<R> {
     /// Reads the first bytes of `reader` to recognise its format. Fails only when reading fails.
@@ -120,6 +135,8 @@ impl<R: Read> CaptureReader<R> {
             (&mut reader)
                 .take(u64::try_from(length - 4).unwrap_or(0))
                 .read_to_end(&mut prefix)?;
+        } else if prefix.first() == Some(&b'{') {
+            (&mut reader).take(TEXT_DETECT).read_to_end(&mut prefix)?;
         }
         let format = detect(&prefix);
         let input = Cursor::new(prefix).chain(reader);
@@ -146,6 +163,14 @@ impl<R: Read> CaptureReader<R> {
                 DEFAULT_MAX_MESSAGE_SIZE,
                 options.server_port,
             )),
+            Format::Fixture => match FixtureReader::new(BufReader::new(input)) {
+                Ok(reader) => Source::Fixture {
+                    started: reader.header().recorded_at.parse().ok(),
+                    reader,
+                },
+                Err(FixtureError::Io(error)) => return Err(error),
+                Err(error) => Source::Failed(Some(fixture_problem(error))),
+            },
             Format::RawMessages => Source::Raw(RawStreamReader::new(input)),
         };
         Ok(CaptureReader { format, source })
@@ -164,6 +189,18 @@ impl<R: Read> CaptureReader<R> {
             Source::Raw(reader) => Ok(reader.next_item()?.map(raw_item)),
             Source::Replay(reader) => reader.next_item(),
             Source::Failed(problem) => Ok(problem.take().map(CaptureItem::Problem)),
+            Source::Fixture { reader, started } => loop {
+                match reader.next_entry() {
+                    Ok(Some(entry)) => {
+                        if let Some(item) = fixture_item(entry, reader.position(), *started) {
+                            return Ok(Some(item));
+                        }
+                    }
+                    Ok(None) => return Ok(None),
+                    Err(FixtureError::Io(error)) => return Err(error),
+                    Err(error) => return Ok(Some(CaptureItem::Problem(fixture_problem(error)))),
+                }
+            },
             Source::Packets {
                 reader,
                 reassembler,
@@ -227,6 +264,54 @@ fn packet_problem(packet: Packet, reassembler: &mut Reassembler, unsupported: &m
     }
 }
 
+/// A fixture's message as a captured one, dated from the recording's start; opens and closes
+/// are left out, bytes that never framed become a note.
+fn fixture_item(entry: FixtureEntry, (line, offset): (usize, u64), started: Option<Timestamp>) -> Option<CaptureItem> {
+    let bytes = match entry.event {
+        FixtureEvent::Message(bytes) => bytes,
+        FixtureEvent::Unframed(bytes) => {
+            return Some(CaptureItem::Problem(Problem {
+                failure: false,
+                location: Location::Line { number: line },
+                kind: ProblemKind::Unframed {
+                    bytes: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+                    any_message: true,
+                },
+            }));
+        }
+        FixtureEvent::Open | FixtureEvent::Close => return None,
+    };
+    let sender = match entry.dir {
+        Direction::ClientToServer => Role::Client,
+        Direction::ServerToClient => Role::Server,
+    };
+    // The reader checked that the bytes decode.
+    let message = Message::decode(bytes, DEFAULT_MAX_MESSAGE_SIZE).ok()?;
+    Some(CaptureItem::Message(Box::new(CapturedMessage {
+        message,
+        offset,
+        from: None,
+        to: None,
+        sender: Some(sender),
+        timestamp: started.and_then(|start| start.add_micros(entry.time_us)),
+        packet: None,
+        connection: Some(entry.conn),
+    })))
+}
+
+fn fixture_problem(error: FixtureError) -> Problem {
+    let (line, kind) = match error {
+        FixtureError::Format { line, problem } => (line, ProblemKind::Capture(problem)),
+        FixtureError::Decode { line, error } => (line, ProblemKind::Decode { error, recovered: true }),
+        FixtureError::Io(error) => (0, ProblemKind::Capture(error.to_string())),
+    };
+    Problem {
+        failure: true,
+        location: Location::Line { number: line },
+        kind,
+    }
+}
+
 fn raw_item(item: StreamItem) -> CaptureItem {
     let problem = |offset, kind| {
         CaptureItem::Problem(Problem {
@@ -244,6 +329,7 @@ fn raw_item(item: StreamItem) -> CaptureItem {
             sender: None,
             timestamp: None,
             packet: None,
+            connection: None,
         })),
         StreamItem::Error {
             offset,
@@ -316,6 +402,8 @@ mod tests {
         assert_eq!(detect(&rawop_first), Format::MongoReplay);
         assert_eq!(detect(&rawdoc! { "other": 1 }.into_bytes()), Format::RawMessages);
         assert_eq!(detect(&msg(1, 0)), Format::RawMessages);
+        assert_eq!(detect(b"{\"fixture\":\"mongowire\",\"version\":1}"), Format::Fixture);
+        assert_eq!(detect(b"{\"fixture\":\"other\"}"), Format::RawMessages);
         assert_eq!(detect(b""), Format::RawMessages);
         assert_eq!(detect(b"GET / HTTP/1.1"), Format::RawMessages);
     }

@@ -374,6 +374,7 @@ impl Emit<'_> {
                     sender: Some(sender),
                     timestamp: packet.and_then(|p| p.timestamp),
                     packet: packet.map(|p| p.number),
+                    connection: None,
                 }))
             }
             StreamOutput::Error {

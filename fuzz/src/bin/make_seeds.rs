@@ -12,6 +12,7 @@ use std::path::Path;
 
 use bson::{RawArrayBuf, rawdoc};
 use bytes::BytesMut;
+use mongowire::capture::{Direction, Fixture, FixtureEntry, FixtureEvent, FixtureHeader};
 use mongowire::wire::{
     Body, Compressor, DocumentSequence, Message, MsgFlags, OpCommand, OpCommandReply, OpDelete, OpGetMore, OpInsert,
     OpKillCursors, OpMsg, OpQuery, OpReply, OpUpdate, compress,
@@ -184,9 +185,38 @@ fn capture_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let pong = encoded(2, 1, Body::Msg(OpMsg::new(rawdoc! { "ok": 1.0 })));
     seeds.push((
         "mongoreplay",
-        packets::playback(&[(ping, 39420, 27017, 0), (pong, 27017, 39420, 0)]),
+        packets::playback(&[(ping.clone(), 39420, 27017, 0), (pong.clone(), 27017, 39420, 0)]),
     ));
+    seeds.push(("fixture", fixture(ping, pong)));
     seeds
+}
+
+/// A fixture of one connection: open, ping, reply, a chunk that never framed, close.
+fn fixture(ping: Vec<u8>, pong: Vec<u8>) -> Vec<u8> {
+    let entry = |seq: u64, dir, event| FixtureEntry {
+        seq,
+        conn: 1,
+        dir,
+        time_us: seq * 100,
+        event,
+    };
+    let fixture = Fixture {
+        header: FixtureHeader {
+            description: "a ping".into(),
+            upstream: "127.0.0.1:27017".into(),
+            recorded_at: "2026-11-25T12:00:00.000000Z".into(),
+        },
+        entries: vec![
+            entry(0, Direction::ClientToServer, FixtureEvent::Open),
+            entry(1, Direction::ClientToServer, FixtureEvent::Message(ping.into())),
+            entry(2, Direction::ServerToClient, FixtureEvent::Message(pong.into())),
+            entry(3, Direction::ClientToServer, FixtureEvent::Unframed(b"GET /".to_vec().into())),
+            entry(4, Direction::ServerToClient, FixtureEvent::Close),
+        ],
+    };
+    let mut out = Vec::new();
+    fixture.write(&mut out).unwrap();
+    out
 }
 
 fn main() {

@@ -9,8 +9,9 @@ use mongowire::capture::{CaptureItem, CaptureOptions, CaptureReader, captured_js
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// pcap or pcapng captures, mongoreplay playback files, or files of back-to-back wire
-    /// messages (as sent on one TCP stream); the format is recognised from the first bytes.
+    /// pcap or pcapng captures, mongoreplay playback files, fixtures written by `mongowire
+    /// record`, or files of back-to-back wire messages (as sent on one TCP stream); the format
+    /// is recognised from the first bytes.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The MongoDB server's TCP port, for captures where the server cannot be recognised (no
