@@ -21,7 +21,7 @@ use crate::driver::client::ClientInner;
 use crate::driver::operation::{Retry, SessionSlot, Target};
 use crate::driver::session::ClientSession;
 use crate::error::Error;
-use crate::protocol::change_stream::{Action, ChangeEvent, ChangeStreamMachine};
+use crate::protocol::change_stream::{Action, ChangeEvent, ChangeStreamMachine, is_resumable};
 use crate::protocol::crud::Command;
 use crate::protocol::sdam::SelectionCriteria;
 use crate::protocol::session::ServerSession;
@@ -232,7 +232,16 @@ impl ChangeStream {
                 });
                 self.machine.handle_aggregate(result, wire_version);
             }
-            Outcome::GetMore(result) => self.machine.handle_get_more(result),
+            Outcome::GetMore(result) => {
+                if let (Err(error), Some(target)) = (&result, &self.target) {
+                    if is_resumable(error, target.max_wire_version) {
+                        tracing::info!(address = %target.address, %error, "change stream resuming");
+                    } else {
+                        tracing::warn!(address = %target.address, %error, "change stream failed");
+                    }
+                }
+                self.machine.handle_get_more(result);
+            }
             Outcome::Killed => self.machine.handle_killed(),
         }
         Poll::Ready(())

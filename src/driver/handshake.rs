@@ -74,6 +74,13 @@ pub(crate) async fn open(address: &ServerAddress, options: &ConnectionOptions) -
         )
         .await?;
     }
+    tracing::debug!(
+        %address,
+        wire_version = hello.max_wire_version,
+        compressor = ?hello.compressor.map(|c| c.name()),
+        authenticated = options.credential.is_some(),
+        "connection established"
+    );
     connection.complete_handshake(hello, options.zlib_level);
     Ok(connection)
 }

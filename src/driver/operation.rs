@@ -211,6 +211,7 @@ impl Executor {
                     _ => error,
                 });
             }
+            tracing::debug!(command = command.name(), %address, %error, "retrying");
             deprioritized.push(address);
             first_error = Some(error);
         }

@@ -268,6 +268,7 @@ fn apply_change(shared: &Arc<Shared>, state: &mut State, change: TopologyChange)
     if let Some(clear) = &change.clear_pool
         && let Some(entry) = state.servers.get(&clear.address)
     {
+        tracing::info!(address = %clear.address, generation = clear.generation, "connection pool cleared");
         entry.pool.clear(clear.generation);
     }
     for address in &change.request_immediate_check {
@@ -301,6 +302,7 @@ async fn monitor(shared: Weak<Shared>, address: ServerAddress, check_now: Arc<No
         let Some(strong) = shared.upgrade() else { return };
         {
             let mut state = lock(&strong.state);
+            let before = state.description.server(&address).map(|s| s.server_type);
             let change = match outcome {
                 Ok((reply, round_trip_time)) => state.description.apply(ServerDescription::from_hello(
                     address.clone(),
@@ -317,6 +319,11 @@ async fn monitor(shared: Weak<Shared>, address: ServerAddress, check_now: Arc<No
                 }
             };
             apply_change(&strong, &mut state, change);
+            let after = state.description.server(&address).map(|s| s.server_type);
+            if before != after {
+                let error = state.description.server(&address).and_then(|s| s.error.clone());
+                tracing::info!(%address, from = ?before, to = ?after, error, "server changed");
+            }
         }
         drop(strong);
         tokio::select! {
