@@ -863,3 +863,34 @@ async fn progress_and_lag_on_a_terminal() {
         assert_eq!(progress, !quiet, "quiet={quiet}: {text}");
     }
 }
+
+/// A dropped collection ends the watch with its invalidate event (exit 0); started again on the
+/// same checkpoint, the watcher carries on with the collection created anew.
+#[tokio::test]
+async fn after_an_invalidate_the_checkpoint_carries_on_with_the_new_collection() {
+    let Some(uri) = common::single() else { return };
+    let client = Client::connect(&uri).await.unwrap();
+    let db = client.database(&common::unique_db("cli_invalidate"));
+    let ns = format!("{}.c", db.name());
+    let directory = tempfile::tempdir().unwrap();
+    let checkpoint = directory.path().join("checkpoint.json");
+    let start = now(&client).await;
+    insert_numbers(&db, "c", 1..=1).await;
+    db.collection("c").drop().await.unwrap();
+
+    let first = watch_from(&uri, &ns, &start, &["--checkpoint", checkpoint.to_str().unwrap()]).await;
+    assert!(first.status.success(), "{}", first.stderr);
+    let kinds: Vec<Value> = first.lines().iter().map(|l| l["operationType"].clone()).collect();
+    assert_eq!(kinds, ["insert", "drop", "invalidate"]);
+
+    insert_numbers(&db, "c", 2..=2).await;
+    let again = watch_from(
+        &uri,
+        &ns,
+        &start,
+        &["--checkpoint", checkpoint.to_str().unwrap(), "--limit", "1"],
+    )
+    .await;
+    assert!(again.status.success(), "{}", again.stderr);
+    assert_eq!(ids(&again.lines()), [2]);
+}

@@ -264,13 +264,15 @@ pub(crate) async fn run(args: &Args) -> ExitCode {
     }
 }
 
-/// Connects and opens the stream; a stored checkpoint wins over the start options, since it is
-/// where this watcher got to.
+/// Connects and opens the stream. A stored checkpoint wins over the start options, since it is
+/// where this watcher got to; it is passed as `startAfter`, which behaves as `resumeAfter` for an
+/// ordinary token and also accepts an invalidate's, so a watcher that ended on an invalidate
+/// carries on with the collection's next incarnation.
 async fn open(args: &Args, checkpoint: Option<RawDocumentBuf>) -> Result<(Client, ChangeStream), Failure> {
     let (pipeline, mut options) = options(args)?;
     if let Some(token) = checkpoint {
-        options.resume_after = Some(token);
-        options.start_after = None;
+        options.start_after = Some(token);
+        options.resume_after = None;
         options.start_at_operation_time = None;
     }
     let client = Client::connect(&args.uri).await.map_err(|e| runtime_failure(&e))?;
