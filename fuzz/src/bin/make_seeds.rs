@@ -210,7 +210,11 @@ fn fixture(ping: Vec<u8>, pong: Vec<u8>) -> Vec<u8> {
             entry(0, Direction::ClientToServer, FixtureEvent::Open),
             entry(1, Direction::ClientToServer, FixtureEvent::Message(ping.into())),
             entry(2, Direction::ServerToClient, FixtureEvent::Message(pong.into())),
-            entry(3, Direction::ClientToServer, FixtureEvent::Unframed(b"GET /".to_vec().into())),
+            entry(
+                3,
+                Direction::ClientToServer,
+                FixtureEvent::Unframed(b"GET /".to_vec().into()),
+            ),
             entry(4, Direction::ServerToClient, FixtureEvent::Close),
         ],
     };
