@@ -501,15 +501,20 @@ async fn read_preference_secondary_streams_from_a_secondary() {
     let Some(uri) = common::rs3() else { return };
     let (client, log) = common::logged_client(&uri).await;
     let coll = client.database(&common::unique_db("cs_secondary")).collection("c");
-    coll.insert_one(rawdoc! { "_id": -1 }).await.unwrap();
+    // w:3, so that whichever secondary the stream lands on already has this insert: with
+    // w:majority the third member may apply it after the stream opened there, and show it.
+    let writer = Client::connect(&common::with_options(&uri, "w=3")).await.unwrap();
+    writer
+        .database(&coll.namespace().db)
+        .collection("c")
+        .insert_one(rawdoc! { "_id": -1 })
+        .await
+        .unwrap();
     let options = ChangeStreamOptions {
         read_preference: Some(ReadPreference::with_mode(ReadPreferenceMode::Secondary)),
         ..ChangeStreamOptions::default()
     };
     let mut stream = coll.watch([], options).await.unwrap();
-    let writer = Client::connect(&common::with_options(&uri, "w=majority"))
-        .await
-        .unwrap();
     writer
         .database(&coll.namespace().db)
         .collection("c")
