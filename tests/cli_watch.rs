@@ -729,6 +729,22 @@ async fn failures_say_what_failed_in_one_line() {
     .await;
     expect(&bad_stage, 1, &["server error 40324", "127.0.0.1:27100"]);
 
+    let before_the_oplog = run(&[
+        "watch",
+        "--uri",
+        &uri,
+        "--ns",
+        "db.c",
+        "--start-at-operation-time",
+        "1:1",
+    ])
+    .await;
+    expect(
+        &before_the_oplog,
+        1,
+        &["server error 286 (ChangeStreamHistoryLost)", "remove the checkpoint"],
+    );
+
     for (flag, value, says) in [
         ("--pipeline", "{\"$match\": {}}", "array"),
         ("--pipeline", "[", "not JSON"),

@@ -102,6 +102,9 @@ fn usage(message: impl Into<String>) -> Failure {
     }
 }
 
+/// The server's code for a resume point that has fallen off the oplog.
+const CHANGE_STREAM_HISTORY_LOST: i32 = 286;
+
 /// One line that says what failed, where, as whom: the reason this command exists.
 fn runtime_failure(error: &Error) -> Failure {
     let message = match error {
@@ -113,8 +116,15 @@ fn runtime_failure(error: &Error) -> Failure {
         ),
         Error::Server(server) => {
             let at = server.address.as_ref().map(|a| format!(" at {a}")).unwrap_or_default();
+            // ChangeStreamHistoryLost: say what to do, since a stale checkpoint is the usual cause.
+            let hint = if server.code == CHANGE_STREAM_HISTORY_LOST {
+                " (the position to start from is older than the oplog: remove the checkpoint, or start from a \
+                 later --start-at-operation-time; the events in between can no longer be read)"
+            } else {
+                ""
+            };
             format!(
-                "server error {} ({}){at}: {}",
+                "server error {} ({}){at}: {}{hint}",
                 server.code, server.code_name, server.message
             )
         }
