@@ -32,6 +32,18 @@ fn scalar() -> impl Strategy<Value = RawBson> {
             bytes
         })),
         Just(RawBson::Null),
+        any::<[u8; 12]>().prop_map(|bytes| RawBson::ObjectId(bson::oid::ObjectId::from_bytes(bytes))),
+        any::<i64>().prop_map(|millis| RawBson::DateTime(bson::DateTime::from_millis(millis))),
+        any::<(u32, u32)>().prop_map(|(time, increment)| RawBson::Timestamp(bson::Timestamp { time, increment })),
+        any::<[u8; 16]>().prop_map(|bytes| RawBson::Decimal128(bson::Decimal128::from_bytes(bytes))),
+        Just(RawBson::MaxKey),
+        // Options in alphabetical order, as BSON requires.
+        ("[a-z]{0,5}", prop_oneof![Just(""), Just("i"), Just("imx")]).prop_map(|(pattern, options)| {
+            RawBson::RegularExpression(bson::Regex {
+                pattern: bson::raw::CString::try_from(pattern).unwrap(),
+                options: bson::raw::CString::try_from(options.to_owned()).unwrap(),
+            })
+        }),
     ]
 }
 
@@ -304,6 +316,16 @@ proptest! {
                 }
             }
         }
+    }
+
+    #[test]
+    fn to_document_matches_bsons_own_conversion(raw in document()) {
+        let ours = mongowire::wire::to_document(&raw).unwrap();
+        let theirs = bson::Document::try_from(raw.as_ref()).unwrap();
+        // Compared as bytes, where NaN equals itself.
+        let ours = RawDocumentBuf::try_from(&ours).unwrap();
+        let theirs = RawDocumentBuf::try_from(&theirs).unwrap();
+        prop_assert_eq!(ours.as_bytes(), theirs.as_bytes());
     }
 
     #[test]

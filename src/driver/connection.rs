@@ -23,9 +23,8 @@ use crate::wire::{Body, Compressor, Message, MessageDecoder, OpMsg, SharedDocume
 /// Request ids are unique across the process, which makes captures and logs easy to follow.
 static NEXT_REQUEST_ID: AtomicI32 = AtomicI32::new(1);
 
-/// Reads grow the buffer by at least this much; more when a large message is arriving, by
-/// doubling, so a 16 MB reply takes a handful of reads and the buffer never exceeds twice what
-/// actually arrived.
+/// Reads ask for at least this much room, so small replies and what follows them arrive in one
+/// read.
 const MIN_READ: usize = 64 * 1024;
 
 /// Commands the OP_COMPRESSED specification says must never be compressed.
@@ -251,7 +250,12 @@ impl Connection {
                 Ok(None) => {}
                 Err(e) => return Err(Error::protocol("reply", ProtocolErrorKind::Decode(e))),
             }
-            self.read_buf.reserve(MIN_READ.max(self.read_buf.len()));
+            // Once a header has arrived, room for the whole message at once: one allocation and
+            // no copies as a 16 MB batch arrives. When the previous reply has been dropped (a
+            // change stream keeps no slice of a consumed batch), `reserve` takes its buffer back
+            // instead of allocating, so memory the kernel has already mapped is written again.
+            let missing = self.decoder.missing_bytes(&self.read_buf).unwrap_or(0);
+            self.read_buf.reserve(MIN_READ.max(missing));
             match self.stream.read_buf(&mut self.read_buf).await {
                 Ok(0) => {
                     return Err(self.transport(TransportErrorKind::Closed, "the server closed the connection".into()));

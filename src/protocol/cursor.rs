@@ -161,8 +161,11 @@ pub fn parse_cursor_reply(body: &SharedDocument) -> Result<CursorReply, Error> {
             }
         }
     }
+    // Copied, unlike the batch: the token outlives the batch (it is where a resumed stream
+    // starts), and a slice would keep the whole reply buffer alive, so the connection could not
+    // reuse it for the next reply.
     let post_batch_resume_token = match cursor.get("postBatchResumeToken") {
-        Ok(Some(RawBsonRef::Document(token))) => Some(SharedDocument::within(body.bytes(), token)),
+        Ok(Some(RawBsonRef::Document(token))) => Some(SharedDocument::copy_of(token)),
         Ok(None) => None,
         _ => return Err(invalid("cursor.postBatchResumeToken", "not a document")),
     };

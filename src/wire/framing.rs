@@ -51,6 +51,15 @@ impl MessageDecoder {
         self.consumed
     }
 
+    /// How many more bytes the message at the front of `buf` needs, once its header has arrived
+    /// and declares a valid length; `None` before that. A read loop may reserve this much in one
+    /// step (at most the maximum message size, and only address space until bytes arrive)
+    /// instead of growing its buffer as the message comes in.
+    pub fn missing_bytes(&self, buf: &[u8]) -> Option<usize> {
+        let length = Header::parse(buf)?.checked_length(self.max_message_size).ok()?;
+        Some(length.saturating_sub(buf.len()))
+    }
+
     /// The bytes of the next whole message, without decoding its body.
     pub fn next_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         let Some(header) = Header::parse(buf) else {

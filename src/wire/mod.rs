@@ -38,7 +38,7 @@ mod msg;
 mod reader;
 
 pub use compression::{Compressor, compress, decompress};
-pub use documents::{Documents, SharedDocument};
+pub use documents::{Documents, SharedDocument, to_document};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use framing::MessageDecoder;
 pub use header::{DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN, Header, OpCode};

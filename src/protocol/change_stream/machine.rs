@@ -225,7 +225,7 @@ impl ChangeStreamMachine {
                         } else {
                             None
                         };
-                        match self.take_document(document, post_batch) {
+                        match self.take_document(document, post_batch, last) {
                             Ok(Some(event)) => {
                                 self.state = if self.invalidated {
                                     State::Closing {
@@ -410,11 +410,17 @@ impl ChangeStreamMachine {
         &mut self,
         document: SharedDocument,
         post_batch: Option<SharedDocument>,
+        last_of_batch: bool,
     ) -> Result<Option<ChangeEvent>, Error> {
         let event = ChangeEvent::new(document)?;
-        // A slice of the reply's buffer: no allocation per event.
-        let token_after =
-            post_batch.unwrap_or_else(|| SharedDocument::within(event.shared().bytes(), event.resume_token()));
+        // Within a batch, the token is a slice of the reply's buffer: no allocation per event.
+        // The last one is copied, so that once the user drops the events the reply buffer is
+        // free and the connection reads the next batch into it.
+        let token_after = match post_batch {
+            Some(token) => token,
+            None if last_of_batch => SharedDocument::copy_of(event.resume_token()),
+            None => SharedDocument::within(event.shared().bytes(), event.resume_token()),
+        };
         if self.options.reassemble_split_events {
             if let Some(split) = event.split_event() {
                 let Some(event) = self.add_fragment(event, split.fragment, split.of)? else {

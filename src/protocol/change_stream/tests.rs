@@ -764,6 +764,7 @@ fn events_are_typed_raw_and_deserializable() {
     assert_eq!(event.txn_number(), Some(3));
     assert!(event.lsid().is_some());
     let typed: ChangeStreamEvent<bson::Document> = event.deserialize().unwrap();
+    assert_eq!(event.to_typed().unwrap(), typed, "the direct conversion equals serde's");
     assert_eq!(typed.operation_type, OperationType::Update);
     assert_eq!(typed.full_document.unwrap().get_i32("_id").unwrap(), 5);
     assert_eq!(typed.ns.unwrap().coll.as_deref(), Some("coll"));
@@ -780,4 +781,38 @@ fn events_are_typed_raw_and_deserializable() {
         OperationType::from_name("futureOp"),
         OperationType::Other("futureOp".into())
     );
+}
+
+#[test]
+fn to_typed_equals_serde_for_every_field_kind() {
+    let uuid = bson::Binary {
+        subtype: bson::spec::BinarySubtype::Uuid,
+        bytes: vec![7; 16],
+    };
+    let events = [
+        rawdoc! {
+            "_id": token(2), "operationType": "insert", "clusterTime": Timestamp { time: 1, increment: 2 },
+            "collectionUUID": uuid.clone(), "ns": { "db": "d", "coll": "c" },
+            "documentKey": { "_id": bson::oid::ObjectId::from_bytes([1; 12]) },
+            "fullDocument": {
+                "_id": bson::oid::ObjectId::from_bytes([1; 12]), "n": 1.5, "tags": ["a", { "b": [1_i64] }],
+                "bin": uuid, "when": bson::DateTime::from_millis(-5), "dec": bson::Decimal128::from_bytes([3; 16]),
+                "re": bson::Regex { pattern: "^a".to_owned().try_into().unwrap(), options: "i".to_owned().try_into().unwrap() }, "nothing": null,
+            },
+            "splitEvent": { "fragment": 1, "of": 2 },
+        },
+        rawdoc! {
+            "_id": token(3), "operationType": "rename", "ns": { "db": "d", "coll": "c" },
+            "to": { "db": "d", "coll": "e" },
+        },
+        rawdoc! { "_id": token(4), "operationType": "dropDatabase", "ns": { "db": "d" } },
+        rawdoc! { "_id": token(5), "operationType": "someFutureOp", "ns": null, "fullDocument": null },
+    ];
+    for raw in events {
+        let event = ChangeEvent::new(shared(raw.clone())).unwrap();
+        let serde: ChangeStreamEvent<bson::Document> = event.deserialize().unwrap();
+        assert_eq!(event.to_typed().unwrap(), serde, "{raw:?}");
+    }
+    let no_type = ChangeEvent::new(shared(rawdoc! { "_id": token(6) })).unwrap();
+    assert!(no_type.to_typed().is_err() && no_type.deserialize::<ChangeStreamEvent<bson::Document>>().is_err());
 }
