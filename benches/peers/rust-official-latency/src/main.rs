@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn unix_ns() -> u128 {
