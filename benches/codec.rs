@@ -1,9 +1,11 @@
 //! Decoding a 16 MB getMore reply of about 1 KB change events, against a memcpy of the same
-//! bytes in the same run. `scripts/bench-codec` runs this and prints GB/s and the ratio.
+//! bytes in the same run; and what one such event costs a consumer who wants it typed.
+//! `scripts/bench-codec` runs this and prints GB/s, ratios and per-event times.
 //!
 //! "Decode" is what a change stream does with a reply: cut the frame out of the read buffer,
 //! decode the OP_MSG, find `cursor.nextBatch`, and visit every event, reading its `_id` (the
-//! resume token). No event is copied.
+//! resume token). No event is copied. The per-event group compares `ChangeEvent::to_typed`
+//! with serde deserialization into the same `ChangeStreamEvent<Document>`.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -11,7 +13,8 @@ use std::hint::black_box;
 use bson::{RawArrayBuf, RawBsonRef, RawDocumentBuf, rawdoc};
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use mongowire::wire::{Body, Message, MessageDecoder, MsgFlags, OpMsg};
+use mongowire::protocol::change_stream::{ChangeEvent, ChangeStreamEvent};
+use mongowire::wire::{Body, Message, MessageDecoder, MsgFlags, OpMsg, SharedDocument};
 
 const TARGET_SIZE: usize = 16 * 1024 * 1024;
 
@@ -104,5 +107,32 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// One event as the benchmark backlog has it: an ObjectId `_id`, numbers, an array, ~900 bytes
+/// of padding.
+fn typed_event(c: &mut Criterion) {
+    let raw = rawdoc! {
+        "_id": { "_data": format!("82{:016X}2B022C0100296E5A1004{:032X}", 1_u64 << 40, 7) },
+        "operationType": "insert",
+        "clusterTime": bson::Timestamp { time: 1_700_000_000, increment: 7 },
+        "wallTime": bson::DateTime::from_millis(1_700_000_000_000),
+        "fullDocument": {
+            "_id": bson::oid::ObjectId::from_bytes([7; 12]), "i": 7, "n": 10.5, "tags": ["a", "b"], "pad": "x".repeat(940),
+        },
+        "ns": { "db": "bench", "coll": "events" },
+        "documentKey": { "_id": bson::oid::ObjectId::from_bytes([7; 12]) },
+    };
+    let event = ChangeEvent::new(SharedDocument::from_bytes(raw.into_bytes().into()).unwrap()).unwrap();
+    let mut group = c.benchmark_group("event_1kb");
+    group.bench_function("to_typed", |b| b.iter(|| black_box(&event).to_typed().unwrap()));
+    group.bench_function("serde", |b| {
+        b.iter(|| {
+            black_box(&event)
+                .deserialize::<ChangeStreamEvent<bson::Document>>()
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, typed_event);
 criterion_main!(benches);

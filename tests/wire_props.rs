@@ -329,6 +329,33 @@ proptest! {
     }
 
     #[test]
+    fn to_document_agrees_with_bson_on_mutated_documents(
+        raw in document(),
+        mutations in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = raw.into_bytes();
+        // Keep the frame (length prefix and terminator) so that the elements are what varies.
+        let len = bytes.len();
+        for (index, byte) in mutations {
+            if len > 5 {
+                bytes[4 + index.index(len - 5)] = byte;
+            }
+        }
+        let raw = bson::RawDocument::from_bytes(&bytes).unwrap();
+        let ours = mongowire::wire::to_document(raw);
+        let theirs = bson::Document::try_from(raw);
+        match (ours, theirs) {
+            (Ok(ours), Ok(theirs)) => {
+                let ours = RawDocumentBuf::try_from(&ours).unwrap();
+                let theirs = RawDocumentBuf::try_from(&theirs).unwrap();
+                prop_assert_eq!(ours.as_bytes(), theirs.as_bytes());
+            }
+            (Err(_), Err(_)) => {}
+            (ours, theirs) => prop_assert!(false, "ours {:?}, bson's {:?}", ours.map(|_| ()), theirs.map(|_| ())),
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = Message::decode(Bytes::from(bytes.clone()), MAX);
         let mut buf = BytesMut::from(&bytes[..]);

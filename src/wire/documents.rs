@@ -1,51 +1,7 @@
-//! Zero-copy views of BSON documents inside a received message, and their conversion to owned
-//! documents for those who ask.
+//! Zero-copy views of BSON documents inside a received message.
 
-use bson::{Binary, Bson, Document, RawArray, RawBsonRef, RawDocument};
+use bson::RawDocument;
 use bytes::Bytes;
-
-/// An owned [`Document`] with the contents of `raw`, built in one pass over its bytes.
-///
-/// Equal to bson's own `Document::try_from(raw)`, which converts each nested document to an
-/// owned raw copy first and then converts that again, and far cheaper than serde, whose raw
-/// deserializer turns every ObjectId into a hex string and back. A change stream's typed events
-/// are made here, so this is on the per-event path.
-pub fn to_document(raw: &RawDocument) -> Result<Document, bson::error::Error> {
-    let mut document = Document::new();
-    for element in raw {
-        let (key, value) = element?;
-        document.insert(key.as_str(), to_bson(value)?);
-    }
-    Ok(document)
-}
-
-fn to_array(raw: &RawArray) -> Result<Vec<Bson>, bson::error::Error> {
-    raw.into_iter().map(|value| to_bson(value?)).collect()
-}
-
-fn to_bson(value: RawBsonRef<'_>) -> Result<Bson, bson::error::Error> {
-    Ok(match value {
-        RawBsonRef::Double(v) => Bson::Double(v),
-        RawBsonRef::String(v) => Bson::String(v.to_owned()),
-        RawBsonRef::Document(v) => Bson::Document(to_document(v)?),
-        RawBsonRef::Array(v) => Bson::Array(to_array(v)?),
-        RawBsonRef::Boolean(v) => Bson::Boolean(v),
-        RawBsonRef::Null => Bson::Null,
-        RawBsonRef::Int32(v) => Bson::Int32(v),
-        RawBsonRef::Int64(v) => Bson::Int64(v),
-        RawBsonRef::Timestamp(v) => Bson::Timestamp(v),
-        RawBsonRef::DateTime(v) => Bson::DateTime(v),
-        RawBsonRef::ObjectId(v) => Bson::ObjectId(v),
-        RawBsonRef::Decimal128(v) => Bson::Decimal128(v),
-        RawBsonRef::Binary(v) => Bson::Binary(Binary {
-            subtype: v.subtype,
-            bytes: v.bytes.to_vec(),
-        }),
-        // The rare kinds (regular expressions, code, symbols, DBPointer, min/max keys,
-        // undefined) hold nothing nested, so bson's own conversion costs no extra copy.
-        other => Bson::try_from(other)?,
-    })
-}
 
 /// The `RawDocument` view of bytes that decoding already checked (length prefix equal to the
 /// slice length, at least 5 bytes, zero terminator).

@@ -35,16 +35,18 @@ mod header;
 mod legacy;
 mod message;
 mod msg;
+mod owned;
 mod reader;
 
 pub use compression::{Compressor, compress, decompress};
-pub use documents::{Documents, SharedDocument, to_document};
+pub use documents::{Documents, SharedDocument};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use framing::MessageDecoder;
 pub use header::{DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN, Header, OpCode};
 pub use legacy::{OpCommand, OpCommandReply, OpDelete, OpGetMore, OpInsert, OpKillCursors, OpQuery, OpReply, OpUpdate};
 pub use message::{Body, Compression, Message, compress_message};
 pub use msg::{DocumentSequence, MsgFlags, OpMsg, Section};
+pub use owned::{MAX_NESTING, ToDocumentError, for_each_owned, to_document};
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -5,7 +5,7 @@ use bson::{RawBsonRef, RawDocument, RawDocumentBuf, Timestamp};
 use serde::Deserialize;
 
 use crate::error::{Error, ProtocolErrorKind};
-use crate::wire::{SharedDocument, to_document};
+use crate::wire::{SharedDocument, for_each_owned};
 
 /// The kind of a change event (`operationType`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
@@ -175,8 +175,9 @@ fn event_error(problem: impl Into<String>) -> Error {
 }
 
 impl ChangeEvent {
-    /// An event from a document that must have an `_id` document.
-    pub(crate) fn new(doc: SharedDocument) -> Result<ChangeEvent, Error> {
+    /// An event from a document, which must have an `_id` document (the resume token). Streams
+    /// make their events; this is for events from elsewhere, such as a recorded batch.
+    pub fn new(doc: SharedDocument) -> Result<ChangeEvent, Error> {
         match doc.get("_id") {
             Ok(Some(RawBsonRef::Document(_))) => Ok(ChangeEvent { doc }),
             Ok(None) => Err(event_error(
@@ -302,21 +303,13 @@ impl ChangeEvent {
     /// `deserialize::<ChangeStreamEvent<bson::Document>>()`, built directly from the bytes in
     /// one pass, at a fraction of serde's cost (see README, Performance).
     pub fn to_typed(&self) -> Result<ChangeStreamEvent<bson::Document>, Error> {
+        use bson::Bson;
         let invalid = |field: &'static str, problem: String| {
             Error::protocol("change event", ProtocolErrorKind::InvalidField { field, problem })
         };
-        let bson_error =
-            |e: bson::error::Error| Error::protocol("change event", ProtocolErrorKind::InvalidBson(e.to_string()));
-        let document = |field: &'static str, value: RawBsonRef<'_>| match value {
-            RawBsonRef::Document(d) => to_document(d).map_err(bson_error),
-            other => Err(invalid(field, format!("a {:?}, not a document", other.element_type()))),
-        };
-        let optional_document = |field: &'static str, value: RawBsonRef<'_>| match value {
-            RawBsonRef::Null => Ok(None),
-            other => document(field, other).map(Some),
-        };
         let mut id = None;
         let mut operation_type = None;
+        let mut problem = None;
         let mut event = ChangeStreamEvent {
             id: bson::Document::new(),
             operation_type: OperationType::Other(String::new()),
@@ -333,38 +326,55 @@ impl ChangeEvent {
             collection_uuid: None,
             split_event: None,
         };
-        for element in self.raw() {
-            let (key, value) = element.map_err(bson_error)?;
-            match key.as_str() {
-                "_id" => id = Some(document("_id", value)?),
-                "operationType" => match value {
-                    RawBsonRef::String(name) => operation_type = Some(OperationType::from_name(name)),
-                    other => return Err(invalid("operationType", format!("a {:?}", other.element_type()))),
-                },
-                "ns" => event.ns = namespace("ns", value)?,
-                "to" => event.to = namespace("to", value)?,
-                "documentKey" => event.document_key = optional_document("documentKey", value)?,
-                "updateDescription" => event.update_description = optional_document("updateDescription", value)?,
-                "fullDocument" => event.full_document = optional_document("fullDocument", value)?,
-                "fullDocumentBeforeChange" => {
-                    event.full_document_before_change = optional_document("fullDocumentBeforeChange", value)?;
-                }
-                "clusterTime" => event.cluster_time = value.as_timestamp(),
-                "wallTime" => event.wall_time = value.as_datetime(),
-                "txnNumber" => event.txn_number = value.as_i64(),
-                "lsid" => event.lsid = optional_document("lsid", value)?,
-                "collectionUUID" => {
-                    event.collection_uuid = value.as_binary().map(|b| bson::Binary {
-                        subtype: b.subtype,
-                        bytes: b.bytes.to_vec(),
-                    });
-                }
-                "splitEvent" => event.split_event = self.split_event(),
-                _ => {}
+        let mut document = |field: &'static str, value: Bson| match value {
+            Bson::Document(d) => Some(d),
+            Bson::Null => None,
+            other => {
+                problem = Some(invalid(field, format!("a {:?}, not a document", other.element_type())));
+                None
             }
+        };
+        for_each_owned(self.raw(), |key, value| match key {
+            "_id" => id = document("_id", value),
+            "operationType" => {
+                if let Bson::String(name) = value {
+                    operation_type = Some(OperationType::from(name));
+                }
+            }
+            "ns" => event.ns = document("ns", value).and_then(owned_namespace),
+            "to" => event.to = document("to", value).and_then(owned_namespace),
+            "documentKey" => event.document_key = document("documentKey", value),
+            "updateDescription" => event.update_description = document("updateDescription", value),
+            "fullDocument" => event.full_document = document("fullDocument", value),
+            "fullDocumentBeforeChange" => {
+                event.full_document_before_change = document("fullDocumentBeforeChange", value);
+            }
+            "clusterTime" => event.cluster_time = value.as_timestamp(),
+            "wallTime" => event.wall_time = value.as_datetime().copied(),
+            "txnNumber" => event.txn_number = value.as_i64(),
+            "lsid" => event.lsid = document("lsid", value),
+            "collectionUUID" => {
+                if let Bson::Binary(uuid) = value {
+                    event.collection_uuid = Some(uuid);
+                }
+            }
+            "splitEvent" => {
+                event.split_event = document("splitEvent", value).and_then(|split| {
+                    Some(SplitEvent {
+                        fragment: split.get_i32("fragment").ok()?,
+                        of: split.get_i32("of").ok()?,
+                    })
+                });
+            }
+            _ => {}
+        })
+        .map_err(|e| Error::protocol("change event", ProtocolErrorKind::InvalidBson(e.to_string())))?;
+        if let Some(problem) = problem {
+            return Err(problem);
         }
         event.id = id.ok_or_else(|| invalid("_id", "missing".into()))?;
-        event.operation_type = operation_type.ok_or_else(|| invalid("operationType", "missing".into()))?;
+        event.operation_type =
+            operation_type.ok_or_else(|| invalid("operationType", "missing or not a string".into()))?;
         Ok(event)
     }
 
@@ -413,25 +423,18 @@ pub struct ChangeStreamEvent<T> {
     pub split_event: Option<SplitEvent>,
 }
 
-/// `ns` or `to` of a raw event as a [`ChangeStreamNamespace`] (`null` is none).
-fn namespace(field: &'static str, value: RawBsonRef<'_>) -> Result<Option<ChangeStreamNamespace>, Error> {
-    let invalid = |problem: &str| {
-        Error::protocol(
-            "change event",
-            ProtocolErrorKind::InvalidField {
-                field,
-                problem: problem.into(),
-            },
-        )
-    };
-    match value {
-        RawBsonRef::Null => Ok(None),
-        RawBsonRef::Document(ns) => Ok(Some(ChangeStreamNamespace {
-            db: ns.get_str("db").map_err(|_| invalid("no string db"))?.to_owned(),
-            coll: ns.get_str("coll").ok().map(str::to_owned),
-        })),
-        _ => Err(invalid("not a document")),
+/// An owned `ns` or `to` document as a [`ChangeStreamNamespace`]; none without a string `db`.
+fn owned_namespace(ns: bson::Document) -> Option<ChangeStreamNamespace> {
+    let mut db = None;
+    let mut coll = None;
+    for (key, value) in ns {
+        match (key.as_str(), value) {
+            ("db", bson::Bson::String(name)) => db = Some(name),
+            ("coll", bson::Bson::String(name)) => coll = Some(name),
+            _ => {}
+        }
     }
+    Some(ChangeStreamNamespace { db: db?, coll })
 }
 
 /// A namespace in a [`ChangeStreamEvent`].
