@@ -134,16 +134,29 @@ def main():
     parser.add_argument("--runs", type=int, required=True)
     parser.add_argument("--mongowire", required=True)
     parser.add_argument("--rust-official", required=True)
+    parser.add_argument("--scenarios", default="one,many")
     args = parser.parse_args()
-    commands = {
-        "mongowire": [args.mongowire, "--uri", args.uri],
-        "rust-official": [args.rust_official, "--uri", args.uri],
-    }
+    scenarios = args.scenarios.split(",")
     writer = pymongo.MongoClient(args.uri)
-    scenario("one stream, single inserts", commands, writer, 1, args.inserts, args.runs)
-    rounds = max(1, args.inserts // args.streams)
-    scenario(f"{args.streams} streams on one client", commands, writer, args.streams, rounds, args.runs)
+    if "one" in scenarios:
+        scenario("one stream, single inserts", commands(args, args.uri), writer, 1, args.inserts, args.runs)
+    if "many" in scenarios:
+        # Every waiting stream holds a connection for its getMore, so the pool must have room for
+        # all of them: the official driver's default maxPoolSize (10) cannot even open 100
+        # streams in minutes, as its waiting getMores take every connection in turn.
+        pool = 2 * args.streams
+        uri = args.uri + ("&" if "?" in args.uri else "/?") + f"maxPoolSize={pool}"
+        rounds = max(1, args.inserts // args.streams)
+        title = f"{args.streams} streams on one client (maxPoolSize={pool})"
+        scenario(title, commands(args, uri), writer, args.streams, rounds, args.runs)
     writer.drop_database(DB)
+
+
+def commands(args, uri):
+    return {
+        "mongowire": [args.mongowire, "--uri", uri],
+        "rust-official": [args.rust_official, "--uri", uri],
+    }
 
 
 if __name__ == "__main__":
