@@ -254,6 +254,9 @@ impl Connection {
             // no copies as a 16 MB batch arrives. When the previous reply has been dropped (a
             // change stream keeps no slice of a consumed batch), `reserve` takes its buffer back
             // instead of allocating, so memory the kernel has already mapped is written again.
+            // The declared length was checked against the maximum message size, and untouched
+            // reserved pages are address space, not memory: a server that announces 48 MB and
+            // sends 20 bytes still costs about 20 bytes of RSS.
             let missing = self.decoder.missing_bytes(&self.read_buf).unwrap_or(0);
             self.read_buf.reserve(MIN_READ.max(missing));
             match self.stream.read_buf(&mut self.read_buf).await {

@@ -10,7 +10,8 @@ use super::message::Message;
 ///
 /// [`MessageDecoder::decode`] returns `Ok(None)` until a whole message is buffered. It never
 /// reserves space on the strength of a declared length, so a peer that announces a 40 MB
-/// message and sends 20 bytes costs 20 bytes. A message whose header is valid but whose body is
+/// message and sends 20 bytes costs 20 bytes ([`MessageDecoder::missing_bytes`] lets a read loop
+/// choose otherwise, within the maximum). A message whose header is valid but whose body is
 /// not is consumed before the error is returned, so the stream stays aligned on the next
 /// message; a header with an impossible length leaves the stream unusable and is returned again
 /// on every call.
