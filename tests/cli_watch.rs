@@ -6,31 +6,19 @@
 
 mod common;
 
+use common::cli::{self, RUN_LIMIT, Watcher, mongowire, now};
+
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use bson::{RawDocument, RawDocumentBuf, Timestamp, rawdoc};
+use bson::{RawDocument, RawDocumentBuf, rawdoc};
 use mongowire::capture::{Direction, Fixture, FixtureEvent};
 use mongowire::driver::{Client, Database};
 use mongowire::wire::{Body, DEFAULT_MAX_MESSAGE_SIZE, Message};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Longest any one `mongowire` run may take before the test calls it hung.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-fn mongowire(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mongowire"));
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
+use tokio::process::Command;
 
 struct Run {
     status: ExitStatus,
@@ -66,18 +54,6 @@ async fn watch_from(uri: &str, ns: &str, start: &str, extra: &[&str]) -> Run {
     let mut args = vec!["watch", "--uri", uri, "--ns", ns, "--start-at-operation-time", start];
     args.extend_from_slice(extra);
     run(&args).await
-}
-
-/// The cluster time of a write made now: a `--start-at-operation-time` from which every later
-/// write is seen, so tests write first and watch afterwards, with no race.
-async fn now(client: &Client) -> String {
-    let reply = client
-        .database("mwt_cli_clock")
-        .run_command(rawdoc! { "insert": "ticks", "documents": [{ "at": bson::DateTime::now() }] })
-        .await
-        .unwrap();
-    let Timestamp { time, increment } = reply.get_timestamp("operationTime").unwrap();
-    format!("{time}:{increment}")
 }
 
 async fn insert_numbers(db: &Database, collection: &str, numbers: std::ops::RangeInclusive<i32>) {
@@ -433,77 +409,6 @@ async fn split_large_events_prints_an_event_over_16_mb_whole() {
     );
 }
 
-/// A watcher left running, its stdout collected as it comes so it never blocks on a full pipe.
-struct Watcher {
-    child: Child,
-    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-    stdout: tokio::task::JoinHandle<Vec<u8>>,
-}
-
-impl Watcher {
-    fn start(args: &[&str]) -> Watcher {
-        let mut child = mongowire(args).spawn().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
-        let stdout = tokio::spawn(async move {
-            let mut all = Vec::new();
-            let mut chunk = [0_u8; 64 * 1024];
-            let mut line = Vec::new();
-            while let Ok(read) = stdout.read(&mut chunk).await {
-                if read == 0 {
-                    break;
-                }
-                all.extend_from_slice(&chunk[..read]);
-                for &byte in &chunk[..read] {
-                    if byte == b'\n' {
-                        let _ = sender.send(String::from_utf8_lossy(&line).into_owned());
-                        line.clear();
-                    } else {
-                        line.push(byte);
-                    }
-                }
-            }
-            all
-        });
-        Watcher { child, lines, stdout }
-    }
-
-    /// The next whole line of output.
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(RUN_LIMIT, self.lines.recv())
-            .await
-            .expect("a line in time")
-            .expect("the watcher is still printing")
-    }
-
-    fn signal(&self, signal: i32) {
-        let pid = self.child.id().unwrap();
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the exit and returns its status, everything printed, and stderr.
-    async fn finish(mut self) -> (ExitStatus, Vec<u8>, String) {
-        let status = tokio::time::timeout(RUN_LIMIT, self.child.wait())
-            .await
-            .expect("exit in time")
-            .unwrap();
-        let mut stderr = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
-        (status, self.stdout.await.unwrap(), stderr)
-    }
-}
-
 /// The server's cursors opened by clients named `app`, idle or in a getMore.
 async fn cursors_of(client: &Client, app: &str) -> usize {
     let reply = client
@@ -586,11 +491,7 @@ async fn a_closed_stdout_ends_the_watch_quietly() {
 async fn sigkill_at_random_moments_loses_nothing_and_repeats_at_most_one_per_kill() {
     const DOCUMENTS: i64 = 10_000;
     let Some(uri) = common::single() else { return };
-    let seed: u64 = std::env::var("MONGOWIRE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed {seed} (MONGOWIRE_TEST_SEED={seed} replays the kill schedule)");
+    let seed = cli::seed("the kill schedule");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let client = Client::connect(&uri).await.unwrap();
     let db = client.database(&common::unique_db("cli_kill"));
@@ -621,62 +522,9 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_at_most_one_per_kil
         "--max-await-time-ms",
         "100",
     ];
-    let mut seen: Vec<i64> = Vec::new();
-    let mut kills = 0;
-    let mut repeats = 0;
-    loop {
-        let last = seen.last().copied().unwrap_or(0);
-        let finishing = writer.is_finished();
-        if finishing && last == DOCUMENTS {
-            break;
-        }
-        let mut watcher = Watcher::start(&args);
-        if finishing {
-            // The last run: it prints through the last number and is stopped politely.
-            loop {
-                let line: Value = serde_json::from_str(&watcher.line().await).unwrap();
-                if line["documentKey"]["_id"].as_i64() == Some(DOCUMENTS) {
-                    break;
-                }
-            }
-            watcher.signal(15);
-        } else {
-            tokio::time::sleep(Duration::from_millis(rng.random_range(50..1500))).await;
-            watcher.signal(9);
-            kills += 1;
-        }
-        let (status, stdout, stderr) = watcher.finish().await;
-        assert!(!finishing || status.success(), "{status:?} {stderr}");
-        // A kill can land mid-line; that event was not finished, so it is not counted (and was
-        // not checkpointed: the next run prints it again).
-        let text = String::from_utf8(stdout).unwrap();
-        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
-        let numbers: Vec<i64> = whole
-            .lines()
-            .map(|line| {
-                serde_json::from_str::<Value>(line).unwrap()["documentKey"]["_id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect();
-        if let Some(&first) = numbers.first() {
-            assert!(
-                first == last + 1 || first == last,
-                "after {last} the next run started at {first} (seed {seed})"
-            );
-            if first == last {
-                repeats += 1;
-            }
-            let skip = usize::from(first == last);
-            for window in numbers.windows(2) {
-                assert_eq!(window[1], window[0] + 1, "within one run (seed {seed})");
-            }
-            seen.extend(&numbers[skip..]);
-        }
-        if finishing {
-            break;
-        }
-    }
+    let run = cli::kill_and_restart(&args, 1, DOCUMENTS, || writer.is_finished(), &mut rng).await;
+    let (seen, kills, repeats) = (run.seen, run.kills, run.repeats);
+    assert_eq!(run.failed_runs, 0, "no run failed by itself");
     writer.await.unwrap();
     assert_eq!(seen, (1..=DOCUMENTS).collect::<Vec<_>>(), "seed {seed}");
     assert!(repeats <= kills, "{repeats} repeats for {kills} kills");

@@ -30,8 +30,8 @@ use crate::wire::SharedDocument;
 /// How long the server waits on a getMore when no maxAwaitTimeMS is set (its own default).
 const SERVER_DEFAULT_AWAIT: Duration = Duration::from_secs(1);
 
-/// Added to the await time to bound a getMore exchange: a server that stays silent longer is
-/// treated as a network timeout, which the stream resumes from.
+/// Added to the await time to bound a getMore exchange when `socketTimeoutMS` is not set: a
+/// server that stays silent longer is treated as a network timeout, which the stream resumes from.
 const GET_MORE_GRACE: Duration = Duration::from_secs(30);
 
 /// The session a change stream runs in.
@@ -336,7 +336,8 @@ impl ChangeStream {
     }
 
     fn get_more_timeout(&self) -> Duration {
-        self.machine.options().max_await_time.unwrap_or(SERVER_DEFAULT_AWAIT) + GET_MORE_GRACE
+        let grace = self.client.socket_timeout.unwrap_or(GET_MORE_GRACE);
+        self.machine.options().max_await_time.unwrap_or(SERVER_DEFAULT_AWAIT) + grace
     }
 
     fn release_session(&mut self) {

@@ -74,6 +74,8 @@ pub(crate) struct ClientInner {
     pub(crate) read_concern: Option<ReadConcern>,
     pub(crate) write_concern: Option<WriteConcern>,
     pub(crate) limits: WriteLimits,
+    /// `socketTimeoutMS`, when set: also how long a getMore may stay silent past its await time.
+    pub(crate) socket_timeout: Option<Duration>,
 }
 
 impl ClientInner {
@@ -224,6 +226,7 @@ impl Client {
                 read_concern: o.read_concern(),
                 write_concern: o.write_concern(),
                 limits: WriteLimits::default(),
+                socket_timeout: o.socket_timeout.filter(|t| !t.is_zero()),
             }),
         })
     }

@@ -125,6 +125,12 @@ impl Connection {
         self.broken
     }
 
+    /// Marks the connection as not to be reused: its peer sent something well framed but
+    /// impossible, and a peer that broke the protocol once is not trusted with the next command.
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
     /// Records the handshake's outcome: message size limit and compressor.
     pub(crate) fn complete_handshake(&mut self, hello: HandshakeReply, zlib_level: Option<i32>) {
         self.decoder.set_max_message_size(hello.max_message_size);

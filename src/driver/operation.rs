@@ -13,6 +13,7 @@ use crate::driver::pool::PooledConnection;
 use crate::driver::topology::{Selected, Topology};
 use crate::error::Error;
 use crate::protocol::crud::Command;
+use crate::protocol::cursor::check_cursor_shape;
 use crate::protocol::retry::{is_retryable_read, is_retryable_write};
 use crate::protocol::sdam::{SelectionCriteria, ServerType, read_preference_document_for};
 use crate::protocol::session::{ClusterClock, ServerSession, SessionPool};
@@ -282,7 +283,14 @@ impl Executor {
                 address: connection.address().clone(),
             });
         }
-        let result = connection.command_as(request_id, &command.into_op_msg(), timeout).await;
+        let mut result = connection.command_as(request_id, &command.into_op_msg(), timeout).await;
+        if let Ok(reply) = &result
+            && matches!(reply.body().get("cursor"), Ok(Some(_)))
+            && let Err(malformed) = check_cursor_shape(reply.body())
+        {
+            connection.mark_broken();
+            result = Err(malformed);
+        }
         if let Some(listener) = &self.listener {
             let (duration, address) = (started.elapsed(), connection.address().clone());
             listener.on_command(&match &result {

@@ -105,9 +105,15 @@ fn invalid(field: &'static str, problem: impl Into<String>) -> Error {
     )
 }
 
-/// Reads `cursor.{id, ns, firstBatch | nextBatch, postBatchResumeToken}` from a reply body,
-/// sharing `body`'s buffer for every document. Each batch element must be a document.
-pub fn parse_cursor_reply(body: &SharedDocument) -> Result<CursorReply, Error> {
+/// A cursor reply's fields, checked for type but with the batch's elements not yet read.
+struct CursorFields<'a> {
+    id: i64,
+    ns: Namespace,
+    batch: &'a bson::RawArray,
+    post_batch_resume_token: Option<&'a RawDocument>,
+}
+
+fn cursor_fields(body: &RawDocument) -> Result<CursorFields<'_>, Error> {
     let cursor = reply::required_document(body, "cursor")?;
     let id = match cursor.get("id") {
         Ok(Some(RawBsonRef::Int64(id))) => id,
@@ -131,7 +137,7 @@ pub fn parse_cursor_reply(body: &SharedDocument) -> Result<CursorReply, Error> {
             ));
         }
     };
-    let array = match (cursor.get("firstBatch"), cursor.get("nextBatch")) {
+    let batch = match (cursor.get("firstBatch"), cursor.get("nextBatch")) {
         (Ok(Some(RawBsonRef::Array(array))), _) | (_, Ok(Some(RawBsonRef::Array(array)))) => array,
         (Ok(Some(_)), _) | (_, Ok(Some(_))) => {
             return Err(invalid("cursor.nextBatch", "not an array"));
@@ -143,6 +149,36 @@ pub fn parse_cursor_reply(body: &SharedDocument) -> Result<CursorReply, Error> {
             ));
         }
     };
+    let post_batch_resume_token = match cursor.get("postBatchResumeToken") {
+        Ok(Some(RawBsonRef::Document(token))) => Some(token),
+        Ok(None) => None,
+        _ => return Err(invalid("cursor.postBatchResumeToken", "not a document")),
+    };
+    Ok(CursorFields {
+        id,
+        ns,
+        batch,
+        post_batch_resume_token,
+    })
+}
+
+/// Checks that a reply carrying `cursor` has a cursor's shape (id, ns, a batch that is an array,
+/// a postBatchResumeToken that is a document), without reading the batch. The driver runs this
+/// while it still holds the connection, so a server that sends a malformed cursor loses the
+/// connection as well as the command.
+pub fn check_cursor_shape(body: &RawDocument) -> Result<(), Error> {
+    cursor_fields(body).map(|_| ())
+}
+
+/// Reads `cursor.{id, ns, firstBatch | nextBatch, postBatchResumeToken}` from a reply body,
+/// sharing `body`'s buffer for every document. Each batch element must be a document.
+pub fn parse_cursor_reply(body: &SharedDocument) -> Result<CursorReply, Error> {
+    let CursorFields {
+        id,
+        ns,
+        batch: array,
+        post_batch_resume_token,
+    } = cursor_fields(body)?;
     let mut documents = Vec::new();
     for element in array {
         match element {
@@ -164,11 +200,7 @@ pub fn parse_cursor_reply(body: &SharedDocument) -> Result<CursorReply, Error> {
     // Copied, unlike the batch: the token outlives the batch (it is where a resumed stream
     // starts), and a slice would keep the whole reply buffer alive, so the connection could not
     // reuse it for the next reply.
-    let post_batch_resume_token = match cursor.get("postBatchResumeToken") {
-        Ok(Some(RawBsonRef::Document(token))) => Some(SharedDocument::copy_of(token)),
-        Ok(None) => None,
-        _ => return Err(invalid("cursor.postBatchResumeToken", "not a document")),
-    };
+    let post_batch_resume_token = post_batch_resume_token.map(SharedDocument::copy_of);
     Ok(CursorReply {
         id,
         ns,

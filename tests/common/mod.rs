@@ -8,6 +8,7 @@
     clippy::cast_possible_truncation
 )]
 
+pub mod cli;
 pub mod dns;
 pub mod fixtures;
 
