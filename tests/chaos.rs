@@ -204,13 +204,13 @@ async fn upsert_numbers(db: &Database, numbers: std::ops::Range<i64>, pad: &str)
 fn spawn_writer(db: Database, progress: Arc<Progress>, minimum: i64, pace: Pace) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let pad = "x".repeat(pace.pad);
-        let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let next = progress.written.load(Ordering::SeqCst);
             if next >= minimum && progress.faults_done.load(Ordering::SeqCst) {
                 break;
             }
             let numbers = next..next + pace.batch;
+            let deadline = Instant::now() + STUCK;
             while let Err(error) = upsert_numbers(&db, numbers.clone(), &pad).await {
                 assert!(Instant::now() < deadline, "the writer is stuck: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -260,8 +260,15 @@ async fn consume(
         let Ok(event) = tokio::time::timeout(Duration::from_secs(1), stream.next()).await else {
             assert!(
                 last_progress.elapsed() < STUCK,
-                "no event for {STUCK:?} at {next}; written {}",
-                progress.written.load(Ordering::SeqCst)
+                "no event for {STUCK:?} at {next}; written {}; errors: {:?}",
+                progress.written.load(Ordering::SeqCst),
+                consumed
+                    .errors
+                    .iter()
+                    .rev()
+                    .take(5)
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
             );
             continue;
         };
@@ -283,6 +290,17 @@ async fn consume(
                     match open(token.clone()).await {
                         Ok(stream) => break stream,
                         Err(error) => {
+                            assert!(
+                                last_progress.elapsed() < STUCK,
+                                "no stream for {STUCK:?} at {next}; errors: {:?}",
+                                consumed
+                                    .errors
+                                    .iter()
+                                    .rev()
+                                    .take(5)
+                                    .map(ToString::to_string)
+                                    .collect::<Vec<_>>()
+                            );
                             consumed.errors.push(error);
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
@@ -759,27 +777,30 @@ fn a_token_that_fell_off_the_oplog_is_history_lost_not_a_loop() {
 
         // The test sets have a 16 MB oplog (scripts/mongod): write 1 MB documents until the
         // oldest entry left is newer than the event. The server truncates its oplog only up to
-        // its last checkpoint, so each round forces one (fsync) and gives truncation a moment.
+        // its last checkpoint, taken every `syncdelay` seconds (60 by default): checkpoint every
+        // second meanwhile, and give truncation a moment after each round.
+        let admin = client.database("admin");
+        let set_sync_delay = |seconds: f64| admin.run_command(rawdoc! { "setParameter": 1, "syncdelay": seconds });
+        let previous = set_sync_delay(1.0).await.unwrap().get_f64("was").unwrap_or(60.0);
         let blob = "x".repeat(1 << 20);
         let filler = db.collection("filler");
         let mut written_mb = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
         while oldest_oplog_entry(&client).await <= (time, increment) {
             assert!(
-                written_mb < 512,
-                "the oplog still holds the event after {written_mb} MB"
+                Instant::now() < deadline,
+                "the oplog still holds the event after {written_mb} MB and two minutes"
             );
-            filler
-                .insert_many((0..8).map(|_| rawdoc! { "blob": blob.as_str() }))
-                .await
-                .unwrap();
-            written_mb += 8;
-            client
-                .database("admin")
-                .run_command(rawdoc! { "fsync": 1 })
-                .await
-                .unwrap();
+            if written_mb < 256 {
+                filler
+                    .insert_many((0..8).map(|_| rawdoc! { "blob": blob.as_str() }))
+                    .await
+                    .unwrap();
+                written_mb += 8;
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        set_sync_delay(previous).await.unwrap();
         filler.drop().await.unwrap();
 
         let aggregates = log.commands("aggregate").len();
