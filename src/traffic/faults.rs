@@ -9,7 +9,7 @@
 //! gives the same sequence of faults, though which connection each lands on depends on timing.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,11 +95,12 @@ pub struct FaultPlan {
     pub seed: u64,
     /// The kinds to draw from, uniformly, each time a fault fires. Empty: no faults.
     pub faults: Vec<Fault>,
-    /// Scheduled faults: after a random wait in this range one fault is armed, and the next
-    /// message through the proxy gets it. Spacing faults out lets each one be recovered from
-    /// before the next, which is what makes "at least N faults" a test of recovery rather than
-    /// of luck. An empty range disables the schedule.
-    pub interval: Range<Duration>,
+    /// Scheduled faults: one fault every N messages (either direction, any connection), N drawn
+    /// from this range after each fault. Counting messages rather than time leaves the client
+    /// the same room to recover however busy or idle it is (a clock-based schedule starves an
+    /// idle client: every heartbeat it sends meets the next fault), which is what makes "at
+    /// least N faults" a test of recovery rather than of luck. An empty range disables it.
+    pub every: Range<u32>,
     /// Random faults: the chance that any one message gets a fault, on top of the schedule.
     pub probability: f64,
     /// How long a [`Fault::Delay`] holds a message.
@@ -109,13 +110,13 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
-    /// A plan drawing from `faults`, one every 100-300 ms, delays of 5-100 ms and stalls of
+    /// A plan drawing from `faults`, one every 8-24 messages, delays of 5-100 ms and stalls of
     /// 0.5-3 s.
     pub fn new(seed: u64, faults: impl IntoIterator<Item = Fault>) -> FaultPlan {
         FaultPlan {
             seed,
             faults: faults.into_iter().collect(),
-            interval: Duration::from_millis(100)..Duration::from_millis(300),
+            every: 8..24,
             probability: 0.0,
             delay: Duration::from_millis(5)..Duration::from_millis(100),
             stall: Duration::from_millis(500)..Duration::from_secs(3),
@@ -178,6 +179,9 @@ struct Injector {
     plan: FaultPlan,
     rng: Mutex<StdRng>,
     enabled: AtomicBool,
+    /// Messages left before the next scheduled fault.
+    countdown: AtomicU32,
+    /// A scheduled corruption drawn for a request, waiting for the next reply.
     armed: AtomicBool,
     counts: [AtomicU64; 5],
     connections: AtomicU64,
@@ -185,8 +189,11 @@ struct Injector {
 
 impl Injector {
     fn new(plan: FaultPlan) -> Injector {
+        let mut rng = StdRng::seed_from_u64(plan.seed);
+        let countdown = AtomicU32::new(next_countdown(&mut rng, &plan.every));
         Injector {
-            rng: Mutex::new(StdRng::seed_from_u64(plan.seed)),
+            rng: Mutex::new(rng),
+            countdown,
             plan,
             enabled: AtomicBool::new(true),
             armed: AtomicBool::new(false),
@@ -204,8 +211,13 @@ impl Injector {
         if !self.enabled.load(Ordering::Relaxed) || self.plan.faults.is_empty() {
             return None;
         }
-        let scheduled = self.armed.swap(false, Ordering::AcqRel);
         let mut rng = self.rng();
+        let due = self.countdown.fetch_sub(1, Ordering::AcqRel) == 1;
+        if due {
+            self.countdown
+                .store(next_countdown(&mut rng, &self.plan.every), Ordering::Release);
+        }
+        let scheduled = due || self.armed.swap(false, Ordering::AcqRel);
         let random = self.plan.probability > 0.0 && rng.random_bool(self.plan.probability.min(1.0));
         if !(scheduled || random) {
             return None;
@@ -250,6 +262,15 @@ impl Injector {
     }
 }
 
+/// Messages until the next scheduled fault; `u32::MAX` (never, in practice) without a schedule.
+fn next_countdown(rng: &mut StdRng, every: &Range<u32>) -> u32 {
+    if every.is_empty() {
+        u32::MAX
+    } else {
+        rng.random_range(every.clone()).max(1)
+    }
+}
+
 fn random_in(rng: &mut StdRng, range: &Range<Duration>) -> Duration {
     if range.is_empty() {
         range.start
@@ -264,7 +285,6 @@ pub struct FaultProxy {
     address: std::net::SocketAddr,
     injector: Arc<Injector>,
     accept: JoinHandle<()>,
-    schedule: Option<JoinHandle<()>>,
 }
 
 impl FaultProxy {
@@ -273,13 +293,11 @@ impl FaultProxy {
         let listener = TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
         let injector = Arc::new(Injector::new(plan));
-        let schedule = (!injector.plan.interval.is_empty()).then(|| tokio::spawn(arm_on_schedule(injector.clone())));
         let accept = tokio::spawn(accept_loop(listener, upstream.to_owned(), injector.clone()));
         Ok(FaultProxy {
             address,
             injector,
             accept,
-            schedule,
         })
     }
 
@@ -316,19 +334,6 @@ impl FaultProxy {
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.accept.abort();
-        if let Some(schedule) = &self.schedule {
-            schedule.abort();
-        }
-    }
-}
-
-async fn arm_on_schedule(injector: Arc<Injector>) {
-    loop {
-        let wait = random_in(&mut injector.rng(), &injector.plan.interval);
-        tokio::time::sleep(wait).await;
-        if injector.enabled.load(Ordering::Relaxed) {
-            injector.armed.store(true, Ordering::Release);
-        }
     }
 }
 
@@ -450,7 +455,7 @@ mod tests {
     fn plan(faults: &[Fault]) -> FaultPlan {
         FaultPlan {
             probability: 1.0,
-            interval: Duration::ZERO..Duration::ZERO,
+            every: 0..0,
             ..FaultPlan::new(7, faults.iter().copied())
         }
     }
