@@ -663,7 +663,13 @@ async fn on_the_replica_set(name: &str, consumer_options: &str, disturb: impl As
     // 27101 takes the primary role back once it has caught up: wait for that, so whatever runs
     // next does not meet an election.
     wait_for(&admin, "the set back in its stable configuration", settled).await;
-    db.drop().await.unwrap();
+    // A priority takeover can still be under way; the drop waits it out.
+    let mut attempts = 0;
+    while let Err(error) = db.drop().await {
+        attempts += 1;
+        assert!(attempts < 100, "dropping the scenario's database: {error}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     consumer_client.shutdown().await;
     writer_client.shutdown().await;
     admin.shutdown().await;
