@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use bson::{RawArrayBuf, RawDocumentBuf, Timestamp, rawdoc};
 use common::cli::{self, Watcher};
+use common::secondaries;
 use mongowire::driver::{ChangeStream, Client, Collection, Database};
 use mongowire::protocol::change_stream::ChangeStreamOptions;
-use mongowire::protocol::sdam::ServerType;
 use mongowire::traffic::{Fault, FaultCounts, FaultPlan, FaultProxy};
 use rand::SeedableRng;
 
@@ -554,31 +554,12 @@ async fn wait_for(client: &Client, what: &str, condition: impl Fn(&Client) -> bo
 
 /// A primary and two secondaries.
 fn all_up(client: &Client) -> bool {
-    let topology = client.topology();
-    topology.primary().is_some()
-        && topology
-            .servers()
-            .values()
-            .filter(|s| s.server_type == ServerType::RsSecondary)
-            .count()
-            == 2
+    client.topology().primary().is_some() && secondaries(client).len() == 2
 }
 
 /// All up, with 27101 (priority 2) primary: where the set returns to after a disturbance.
 fn settled(client: &Client) -> bool {
     all_up(client) && client.topology().primary().is_some_and(|p| p.address.port() == 27101)
-}
-
-fn secondaries(client: &Client) -> Vec<u16> {
-    let mut ports: Vec<u16> = client
-        .topology()
-        .servers()
-        .values()
-        .filter(|s| s.server_type == ServerType::RsSecondary)
-        .map(|s| s.address.port())
-        .collect();
-    ports.sort_unstable();
-    ports
 }
 
 /// Kills a member with SIGKILL; the guard starts it again when dropped, even on a panic, so the

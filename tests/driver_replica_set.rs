@@ -12,7 +12,7 @@ use bson::rawdoc;
 use futures_util::StreamExt;
 use mongowire::driver::Client;
 use mongowire::protocol::crud::FindOptions;
-use mongowire::protocol::sdam::{ServerType, TopologyType};
+use mongowire::protocol::sdam::TopologyType;
 use mongowire::protocol::{ReadPreference, ReadPreferenceMode};
 
 #[tokio::test]
@@ -27,14 +27,7 @@ async fn discovers_every_member_from_one_seed() {
         .await
         .unwrap();
     let complete = common::eventually(Duration::from_secs(20), || async {
-        let topology = client.topology();
-        topology.servers().len() == 3
-            && topology
-                .servers()
-                .values()
-                .filter(|s| s.server_type == ServerType::RsSecondary)
-                .count()
-                == 2
+        client.topology().servers().len() == 3 && common::secondaries(&client).len() == 2
     })
     .await;
     let topology = client.topology();

@@ -70,6 +70,7 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn start(args: &[&str]) -> Watcher {
+        // Room for any output a test produces (tokio's bound is `usize::MAX >> 3`).
         Watcher::spawn(args, usize::MAX >> 4)
     }
 

@@ -98,6 +98,19 @@ pub fn mongod_script(args: &[&str]) {
     assert!(status.success(), "scripts/mongod {args:?} failed");
 }
 
+/// The ports of the members `client` sees as secondaries, in order.
+pub fn secondaries(client: &Client) -> Vec<u16> {
+    let mut ports: Vec<u16> = client
+        .topology()
+        .servers()
+        .values()
+        .filter(|s| s.server_type == mongowire::protocol::sdam::ServerType::RsSecondary)
+        .map(|s| s.address.port())
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
 /// Polls `condition` every 100 ms until it holds or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
 where
